@@ -1,0 +1,1 @@
+//! goflate (to be written).

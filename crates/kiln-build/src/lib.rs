@@ -1,0 +1,1 @@
+//! kiln-build (to be written).

@@ -1,0 +1,1 @@
+//! kiln-buildkit (to be written).

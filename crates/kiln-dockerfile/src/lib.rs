@@ -1,0 +1,1 @@
+//! kiln-dockerfile (to be written).

@@ -1,0 +1,1 @@
+//! kiln-image (to be written).

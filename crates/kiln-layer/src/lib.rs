@@ -1,0 +1,1 @@
+//! kiln-layer (to be written).

@@ -1,0 +1,1 @@
+//! kiln-registry (to be written).

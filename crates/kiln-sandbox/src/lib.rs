@@ -1,0 +1,1 @@
+//! kiln-sandbox (to be written).
