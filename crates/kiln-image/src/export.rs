@@ -1,0 +1,287 @@
+//! Writing an image as BuildKit's exporters do: a docker- or OCI-format tarball (both are an
+//! OCI layout in a tar; docker adds `manifest.json`), or an OCI layout directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use kiln_digest::Digest;
+use kiln_layer::tar::{typeflag, Header, TarWriter, Timestamp};
+
+use crate::gojson;
+use crate::spec::{media, Descriptor, DockerManifestRecord, Index, Platform};
+use crate::store::{require_blob, BlobSource};
+use crate::ImageError;
+
+/// Which tarball layout to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TarballKind {
+    /// OCI layout plus `manifest.json` (what `docker load` and `docker-archive:` read).
+    Docker,
+    /// OCI layout only.
+    Oci,
+}
+
+/// An image name as the exporters record it: `full` goes into the index annotation
+/// `io.containerd.image.name`, `familiar` into `RepoTags`, `tag` into
+/// `org.opencontainers.image.ref.name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageName {
+    pub full: String,
+    pub familiar: String,
+    pub tag: Option<String>,
+}
+
+/// A single-platform image ready to be written out.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub manifest: Vec<u8>,
+    pub manifest_digest: Digest,
+    pub manifest_media_type: String,
+    pub config: Vec<u8>,
+    pub config_digest: Digest,
+    pub layers: Vec<Descriptor>,
+    pub platform: Platform,
+    /// `org.opencontainers.image.created` for the index descriptor (RFC 3339), if any.
+    pub created: Option<String>,
+}
+
+impl Image {
+    /// The descriptor of the manifest as the index lists it for `name`.
+    fn index_descriptor(&self, name: Option<&ImageName>) -> Descriptor {
+        let mut d = Descriptor::new(
+            &self.manifest_media_type,
+            self.manifest_digest,
+            self.manifest.len() as u64,
+        );
+        if let Some(c) = &self.created {
+            d.annotations
+                .insert("org.opencontainers.image.created".into(), c.clone());
+        }
+        if let Some(n) = name {
+            d.annotations
+                .insert("io.containerd.image.name".into(), n.full.clone());
+            if let Some(tag) = &n.tag {
+                d.annotations
+                    .insert("org.opencontainers.image.ref.name".into(), tag.clone());
+            }
+        }
+        d.platform = Some(Platform {
+            os_features: Vec::new(),
+            ..self.platform.clone()
+        });
+        d
+    }
+
+    /// `index.json`: one descriptor per name, or one without a name.
+    pub fn index_json(&self, names: &[ImageName]) -> Vec<u8> {
+        let manifests = if names.is_empty() {
+            vec![self.index_descriptor(None)]
+        } else {
+            names
+                .iter()
+                .map(|n| self.index_descriptor(Some(n)))
+                .collect()
+        };
+        gojson::to_vec(&Index {
+            schema_version: 2,
+            media_type: media::OCI_INDEX.into(),
+            artifact_type: String::new(),
+            manifests,
+            subject: None,
+            annotations: BTreeMap::new(),
+        })
+    }
+
+    /// Docker's `manifest.json`.
+    pub fn docker_manifest_json(&self, names: &[ImageName]) -> Vec<u8> {
+        let tags: Vec<String> = names.iter().map(|n| n.familiar.clone()).collect();
+        gojson::to_vec(&[DockerManifestRecord {
+            config: format!("blobs/sha256/{}", self.config_digest.hex()),
+            repo_tags: (!tags.is_empty()).then_some(tags),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+                .collect(),
+        }])
+    }
+
+    /// Every blob of the image, deduplicated and sorted by digest, with its size.
+    fn blobs(&self) -> Vec<(Digest, u64)> {
+        let mut set = BTreeSet::new();
+        set.insert((self.manifest_digest, self.manifest.len() as u64));
+        set.insert((self.config_digest, self.config.len() as u64));
+        for l in &self.layers {
+            set.insert((l.digest, l.size as u64));
+        }
+        // One entry per digest (sizes agree when digests do).
+        let mut out: Vec<(Digest, u64)> = Vec::new();
+        for (d, s) in set {
+            if out.last().map(|(ld, _)| *ld) != Some(d) {
+                out.push((d, s));
+            }
+        }
+        out
+    }
+
+    fn open_blob<'a>(
+        &'a self,
+        digest: &Digest,
+        source: &'a dyn BlobSource,
+    ) -> Result<Box<dyn Read + 'a>, ImageError> {
+        if *digest == self.manifest_digest {
+            Ok(Box::new(&self.manifest[..]))
+        } else if *digest == self.config_digest {
+            Ok(Box::new(&self.config[..]))
+        } else {
+            require_blob(source, digest)
+        }
+    }
+}
+
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+fn member(name: &str, flag: u8, mode: i64, size: usize) -> Header {
+    Header {
+        typeflag: flag,
+        name: name.as_bytes().to_vec(),
+        mode,
+        size: size as i64,
+        mtime: Some(Timestamp::EPOCH),
+        ..Header::default()
+    }
+}
+
+/// Writes the image as a tarball the way containerd's archive exporter (used by BuildKit)
+/// does: members sorted by name, USTAR, uid/gid 0, mtime 0.
+pub fn write_tarball<W: Write>(
+    w: W,
+    image: &Image,
+    source: &dyn BlobSource,
+    kind: TarballKind,
+    names: &[ImageName],
+) -> Result<W, ImageError> {
+    let mut tw = TarWriter::new(w);
+    tw.write_header(&member("blobs/", typeflag::DIR, 0o755, 0))?;
+    tw.write_header(&member("blobs/sha256/", typeflag::DIR, 0o755, 0))?;
+    for (digest, size) in image.blobs() {
+        let name = format!("blobs/sha256/{}", digest.hex());
+        tw.write_header(&member(&name, typeflag::REG, 0o444, size as usize))?;
+        let r = image.open_blob(&digest, source)?;
+        tw.copy_data(r).map_err(|e| ImageError::Blob {
+            digest,
+            message: e.to_string(),
+        })?;
+    }
+    let index = image.index_json(names);
+    tw.write_header(&member("index.json", typeflag::REG, 0o644, index.len()))?;
+    tw.write_data(&index)?;
+    if kind == TarballKind::Docker {
+        let mj = image.docker_manifest_json(names);
+        tw.write_header(&member("manifest.json", typeflag::REG, 0o644, mj.len()))?;
+        tw.write_data(&mj)?;
+    }
+    tw.write_header(&member(
+        "oci-layout",
+        typeflag::REG,
+        0o444,
+        OCI_LAYOUT.len(),
+    ))?;
+    tw.write_data(OCI_LAYOUT)?;
+    Ok(tw.finish()?)
+}
+
+/// Writes the image as an OCI layout directory at `dir` (which must not exist yet): built in
+/// a temp directory beside it and renamed into place, so a failure leaves nothing behind.
+pub fn write_layout_dir(
+    dir: &Path,
+    image: &Image,
+    source: &dyn BlobSource,
+    names: &[ImageName],
+) -> Result<(), ImageError> {
+    if dir.exists() {
+        return Err(ImageError::Output {
+            path: dir.to_path_buf(),
+            message: "already exists; choose a new directory for an OCI layout".into(),
+        });
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".kiln-layout-")
+        .tempdir_in(&parent)
+        .map_err(|e| ImageError::Output {
+            path: dir.to_path_buf(),
+            message: format!(
+                "cannot create a temporary directory in {}: {e}",
+                parent.display()
+            ),
+        })?;
+    let blobs = tmp.path().join("blobs/sha256");
+    fs::create_dir_all(&blobs)?;
+    for (digest, _) in image.blobs() {
+        let mut r = image.open_blob(&digest, source)?;
+        let mut f = fs::File::create(blobs.join(digest.hex()))?;
+        std::io::copy(&mut r, &mut f)?;
+    }
+    fs::write(tmp.path().join("index.json"), image.index_json(names))?;
+    fs::write(tmp.path().join("oci-layout"), OCI_LAYOUT)?;
+    let kept = tmp.keep();
+    fs::rename(&kept, dir).map_err(|e| {
+        let _ = fs::remove_dir_all(&kept);
+        ImageError::Output {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes a file atomically: a temp file beside `dest`, renamed over it only when `write`
+/// succeeded. On any error nothing is left behind.
+pub fn write_file_atomically<F>(dest: &Path, write: F) -> Result<(), ImageError>
+where
+    F: FnOnce(&mut std::io::BufWriter<&mut fs::File>) -> Result<(), ImageError>,
+{
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let out_err = |message: String| ImageError::Output {
+        path: dest.to_path_buf(),
+        message,
+    };
+    if dest.is_dir() {
+        return Err(out_err("is a directory".into()));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kiln-out-")
+        .tempfile_in(&parent)
+        .map_err(|e| out_err(format!("cannot write in {}: {e}", parent.display())))?;
+    {
+        let mut bw = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        write(&mut bw)?;
+        bw.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    // Outputs are world-readable like any file `docker save` writes, whatever the umask.
+    set_mode_644(tmp.as_file())?;
+    tmp.persist(dest)
+        .map_err(|e| out_err(e.error.to_string()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode_644(f: &fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_mode_644(_: &fs::File) -> std::io::Result<()> {
+    Ok(())
+}
