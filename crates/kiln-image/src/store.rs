@@ -38,7 +38,7 @@ pub fn require_blob<'a>(
 ) -> Result<Box<dyn Read + 'a>, ImageError> {
     source
         .open_blob(digest)?
-        .ok_or_else(|| ImageError::MissingBlob(*digest))
+        .ok_or(ImageError::MissingBlob(*digest))
 }
 
 /// A blob directory.
