@@ -1,0 +1,158 @@
+//! Go `fmt` renderings that BuildKit writes into image history (`%q` of strings, slices and
+//! runes, `%v` of slices and maps, `time.Duration.String`). The history strings are part of
+//! the config blob, so they must match byte for byte.
+
+/// Go's `strconv.Quote`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        push_escaped(&mut out, c, '"');
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `strconv.QuoteRune` (what `%q` prints for an integer).
+pub fn quote_rune(r: i64) -> String {
+    let c = u32::try_from(r)
+        .ok()
+        .and_then(char::from_u32)
+        .unwrap_or('\u{fffd}');
+    let mut out = String::from("'");
+    push_escaped(&mut out, c, '\'');
+    out.push('\'');
+    out
+}
+
+fn push_escaped(out: &mut String, c: char, quote: char) {
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if is_print(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
+}
+
+/// An approximation of Go's `unicode.IsPrint` good for everything a Dockerfile holds:
+/// ASCII printable, and non-control, non-separator Unicode (U+00A0 and friends excluded).
+fn is_print(c: char) -> bool {
+    let u = c as u32;
+    if u < 0x80 {
+        return (0x20..0x7f).contains(&u);
+    }
+    !(c.is_control()
+        || matches!(u, 0xa0 | 0xad | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f | 0x3000 | 0xfeff | 0xfff9..=0xfffb)
+        || (0xe000..=0xf8ff).contains(&u)
+        || (0xd800..=0xdfff).contains(&u)
+        || u == 0xfffe
+        || u == 0xffff)
+}
+
+/// `%q` of a `[]string`: `["a" "b"]`.
+pub fn quote_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    format!("[{}]", inner.join(" "))
+}
+
+/// `%v` of a `[]string`: `[a b]`.
+pub fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Go's `time.Duration.String`.
+pub fn duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".into();
+    }
+    let neg = d < 0;
+    let u = d.unsigned_abs();
+    let mut s = if u < 1_000_000_000 {
+        // Sub-second: ns, µs or ms with a fraction.
+        let (unit, div) = if u < 1_000 {
+            ("ns", 1)
+        } else if u < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        format!("{}{}", frac(u, div), unit)
+    } else {
+        let mut out = String::new();
+        let h = u / 3_600_000_000_000;
+        let rem = u % 3_600_000_000_000;
+        let m = rem / 60_000_000_000;
+        let secs = rem % 60_000_000_000;
+        if h > 0 {
+            out.push_str(&format!("{h}h"));
+        }
+        if h > 0 || m > 0 {
+            out.push_str(&format!("{m}m"));
+        }
+        out.push_str(&format!("{}s", frac(secs, 1_000_000_000)));
+        out
+    };
+    if neg {
+        s.insert(0, '-');
+    }
+    s
+}
+
+/// `v / div` with the fraction's trailing zeros cut, as Go's `fmtFrac` + `fmtInt`.
+fn frac(v: u64, div: u64) -> String {
+    let whole = v / div;
+    let rest = v % div;
+    if rest == 0 {
+        return whole.to_string();
+    }
+    let digits = div.to_string().len() - 1;
+    let f = format!("{:0width$}", rest, width = digits);
+    format!("{}.{}", whole, f.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("a\"b\\c\n\t"), r#""a\"b\\c\n\t""#);
+        assert_eq!(quote("é→ x"), "\"é→ x\"");
+        assert_eq!(quote("\u{1}\u{7f}"), r#""\x01\x7f""#);
+        assert_eq!(quote_rune(3), r"'\x03'");
+        assert_eq!(quote_rune(0), r"'\x00'");
+        assert_eq!(quote_rune(65), "'A'");
+        assert_eq!(quote_rune(39), r"'\''");
+        assert_eq!(
+            quote_list(&["CMD".into(), "/x".into(), "--h".into()]),
+            r#"["CMD" "/x" "--h"]"#
+        );
+        assert_eq!(list(&["/data".into(), "/cache".into()]), "[/data /cache]");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(30_000_000_000), "30s");
+        assert_eq!(duration(90_000_000_000), "1m30s");
+        assert_eq!(duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(duration(1_500_000_000), "1.5s");
+        assert_eq!(duration(1_500_000), "1.5ms");
+        assert_eq!(duration(1_500), "1.5µs");
+        assert_eq!(duration(15), "15ns");
+        assert_eq!(duration(-2_000_000_000), "-2s");
+        assert_eq!(duration(3_723_000_000_000), "1h2m3s");
+    }
+}

@@ -1,0 +1,498 @@
+//! An in-memory model of a stage's root file system.
+//!
+//! kiln does not need a real file system for FROM/COPY/ADD/WORKDIR steps: it keeps the tree
+//! of paths with their metadata and a reference to where each file's bytes live (the build
+//! context, a base image layer, an inline heredoc, a sandbox's upper directory). Layers are
+//! computed from the paths a step touched, with BuildKit's rules for what counts as changed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+use kiln_layer::Timestamp;
+
+/// Times from this base upwards stand for "the moment the build touched it": BuildKit's
+/// daemon clock, which is always after SOURCE_DATE_EPOCH and so always clamps to it. Each
+/// use is unique so that two such moments never compare equal.
+const BUILD_TIME_BASE: i64 = 1 << 60;
+static BUILD_CLOCK: AtomicI64 = AtomicI64::new(0);
+
+/// A fresh "now" of the build.
+pub fn build_time() -> Timestamp {
+    Timestamp::from_secs(BUILD_TIME_BASE + BUILD_CLOCK.fetch_add(1, AtomicOrdering::Relaxed))
+}
+
+/// Metadata shared by every kind of node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission bits plus setuid/setgid/sticky (no file-type bits).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Timestamp,
+    /// The `security.capability` xattr, the only one BuildKit's differ looks at.
+    pub capability: Option<Vec<u8>>,
+}
+
+impl Meta {
+    pub fn new(mode: u32, uid: u32, gid: u32, mtime: Timestamp) -> Meta {
+        Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            capability: None,
+        }
+    }
+}
+
+/// Where a file's bytes are.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// A file on disk (build context, sandbox output, extracted archive member).
+    Path(PathBuf),
+    /// Bytes held in memory (heredocs).
+    Bytes(Arc<[u8]>),
+    /// A member of a layer: the data at `offset` in the uncompressed tar of `layer`.
+    Layer { layer: Arc<LayerBlob>, offset: u64 },
+}
+
+/// A layer blob on disk that file contents can be read from.
+#[derive(Debug)]
+pub struct LayerBlob {
+    pub path: PathBuf,
+    pub gzip: bool,
+}
+
+impl Content {
+    /// Opens the bytes; the caller reads exactly the node's size.
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        match self {
+            Content::Path(p) => Ok(Box::new(File::open(p)?)),
+            Content::Bytes(b) => Ok(Box::new(io::Cursor::new(b.clone()))),
+            Content::Layer { layer, offset } => {
+                let f = File::open(&layer.path)?;
+                let mut r: Box<dyn Read + Send> = if layer.gzip {
+                    Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f)))
+                } else {
+                    Box::new(io::BufReader::new(f))
+                };
+                io::copy(&mut (&mut r).take(*offset), &mut io::sink())?;
+                Ok(r)
+            }
+        }
+    }
+}
+
+/// Kinds of special files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// One node of the tree.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Dir {
+        meta: Meta,
+        children: BTreeMap<Vec<u8>, Node>,
+    },
+    File {
+        meta: Meta,
+        size: u64,
+        content: Content,
+        /// Files with the same inode number are hard links of each other.
+        inode: u64,
+    },
+    Symlink {
+        meta: Meta,
+        target: Vec<u8>,
+    },
+    Special {
+        meta: Meta,
+        kind: Special,
+        rdev: (u32, u32),
+    },
+}
+
+static INODES: AtomicI64 = AtomicI64::new(1);
+
+/// A fresh inode number.
+pub fn new_inode() -> u64 {
+    INODES.fetch_add(1, AtomicOrdering::Relaxed) as u64
+}
+
+impl Node {
+    pub fn dir(meta: Meta) -> Node {
+        Node::Dir {
+            meta,
+            children: BTreeMap::new(),
+        }
+    }
+
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Node::Dir { meta, .. }
+            | Node::File { meta, .. }
+            | Node::Symlink { meta, .. }
+            | Node::Special { meta, .. } => meta,
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        match self {
+            Node::Dir { meta, .. }
+            | Node::File { meta, .. }
+            | Node::Symlink { meta, .. }
+            | Node::Special { meta, .. } => meta,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Node::Dir { .. })
+    }
+
+    pub fn children(&self) -> Option<&BTreeMap<Vec<u8>, Node>> {
+        match self {
+            Node::Dir { children, .. } => Some(children),
+            _ => None,
+        }
+    }
+
+    /// BuildKit's `sameDirent` (overlay differ) / continuity's `sameFile`: is `self`
+    /// (lower) the same as `other` (upper) for the purpose of a layer? Directory mtimes are
+    /// not compared; file contents only when both mtimes have no nanoseconds.
+    pub fn same_dirent(&self, other: &Node) -> bool {
+        let (a, b) = (self.meta(), other.meta());
+        if a.mode != b.mode || a.uid != b.uid || a.gid != b.gid || a.capability != b.capability {
+            return false;
+        }
+        match (self, other) {
+            (Node::Dir { .. }, Node::Dir { .. }) => true,
+            (
+                Node::File {
+                    size: s1,
+                    content: c1,
+                    ..
+                },
+                Node::File {
+                    size: s2,
+                    content: c2,
+                    ..
+                },
+            ) => {
+                if s1 != s2 || a.mtime != b.mtime {
+                    return false;
+                }
+                if a.mtime.nanos != 0 {
+                    return true;
+                }
+                same_content(c1, c2, *s1).unwrap_or(false)
+            }
+            (Node::Symlink { target: t1, .. }, Node::Symlink { target: t2, .. }) => {
+                // A symlink's size is its target length.
+                t1.len() == t2.len() && a.mtime == b.mtime
+            }
+            (
+                Node::Special {
+                    kind: k1, rdev: r1, ..
+                },
+                Node::Special {
+                    kind: k2, rdev: r2, ..
+                },
+            ) => k1 == k2 && r1 == r2 && a.mtime == b.mtime,
+            _ => false,
+        }
+    }
+}
+
+fn same_content(a: &Content, b: &Content, size: u64) -> io::Result<bool> {
+    let (mut ra, mut rb) = (a.open()?.take(size), b.open()?.take(size));
+    let (mut ba, mut bb) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    loop {
+        let na = kiln_read_full(&mut ra, &mut ba)?;
+        let nb = kiln_read_full(&mut rb, &mut bb)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn kiln_read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Splits a relative path into components (empty path = the root).
+pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+/// Joins two relative paths.
+pub fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    let mut v = a.to_vec();
+    v.push(b'/');
+    v.extend_from_slice(b);
+    v
+}
+
+/// The parent of a relative path (`None` for the root).
+pub fn parent(path: &[u8]) -> Option<&[u8]> {
+    if path.is_empty() {
+        return None;
+    }
+    Some(match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[..i],
+        None => &[],
+    })
+}
+
+/// The last component of a relative path.
+pub fn base(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
+}
+
+/// Errors resolving paths in a tree.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("too many levels of symbolic links resolving {0}")]
+    SymlinkLoop(String),
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+}
+
+fn show(p: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(p))
+}
+
+/// A root file system.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    pub root: Node,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    /// An empty root (`FROM scratch`).
+    pub fn new() -> Tree {
+        Tree {
+            root: Node::dir(Meta::new(0o755, 0, 0, build_time())),
+        }
+    }
+
+    /// The node at a resolved relative path (no symlinks followed).
+    pub fn get(&self, path: &[u8]) -> Option<&Node> {
+        let mut n = &self.root;
+        for c in components(path) {
+            n = n.children()?.get(c)?;
+        }
+        Some(n)
+    }
+
+    pub fn get_mut(&mut self, path: &[u8]) -> Option<&mut Node> {
+        let mut n = &mut self.root;
+        for c in components(path) {
+            match n {
+                Node::Dir { children, .. } => n = children.get_mut(c)?,
+                _ => return None,
+            }
+        }
+        Some(n)
+    }
+
+    /// Inserts `node` at `path`, whose parent must be an existing directory. Replaces any
+    /// existing node. The parent's mtime becomes "now", as the kernel does.
+    pub fn insert(&mut self, path: &[u8], node: Node) -> Result<(), TreeError> {
+        let parent_path = parent(path).ok_or_else(|| TreeError::NotFound(show(path)))?;
+        match self.get_mut(parent_path) {
+            Some(Node::Dir { meta, children }) => {
+                meta.mtime = build_time();
+                children.insert(base(path).to_vec(), node);
+                Ok(())
+            }
+            Some(_) => Err(TreeError::NotADirectory(show(parent_path))),
+            None => Err(TreeError::NotFound(show(parent_path))),
+        }
+    }
+
+    /// Removes the node at `path`, returning it. The parent's mtime becomes "now".
+    pub fn remove(&mut self, path: &[u8]) -> Option<Node> {
+        let parent_path = parent(path)?;
+        match self.get_mut(parent_path) {
+            Some(Node::Dir { meta, children }) => {
+                let n = children.remove(base(path))?;
+                meta.mtime = build_time();
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
+    /// Resolves `path` inside the tree the way containerd's `fs.RootPath` does: symlinks
+    /// are followed but can never leave the root (`..` stops at `/`, absolute targets start
+    /// at the root). When `follow_final` is false the last component is not followed.
+    /// Missing components are allowed (the result names where they would be).
+    pub fn resolve(&self, path: &[u8], follow_final: bool) -> Result<Vec<u8>, TreeError> {
+        let mut pending: Vec<Vec<u8>> = components(path).rev().map(|c| c.to_vec()).collect();
+        let mut cur: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = pending.pop() {
+            if c == b"." {
+                continue;
+            }
+            if c == b".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            let is_last = pending.is_empty();
+            if is_last && !follow_final {
+                break;
+            }
+            let here = cur.join(&b'/');
+            if let Some(Node::Symlink { target, .. }) = self.get(&here) {
+                links += 1;
+                if links > 255 {
+                    return Err(TreeError::SymlinkLoop(show(path)));
+                }
+                cur.pop();
+                if target.starts_with(b"/") {
+                    cur.clear();
+                }
+                for t in components(target).rev() {
+                    pending.push(t.to_vec());
+                }
+            }
+        }
+        Ok(cur.join(&b'/'))
+    }
+
+    /// All paths of the tree in layer order (parents first, names sorted by bytes), the
+    /// root excluded.
+    pub fn walk(&self) -> Vec<(Vec<u8>, &Node)> {
+        let mut out = Vec::new();
+        fn rec<'a>(prefix: &[u8], n: &'a Node, out: &mut Vec<(Vec<u8>, &'a Node)>) {
+            if let Some(children) = n.children() {
+                for (name, child) in children {
+                    let p = join(prefix, name);
+                    out.push((p.clone(), child));
+                    rec(&p, child, out);
+                }
+            }
+        }
+        rec(b"", &self.root, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(tree: &mut Tree, path: &str) {
+        tree.insert(
+            path.as_bytes(),
+            Node::File {
+                meta: Meta::new(0o644, 0, 0, Timestamp::from_secs(5)),
+                size: 0,
+                content: Content::Bytes(Arc::from(&b""[..])),
+                inode: new_inode(),
+            },
+        )
+        .unwrap();
+    }
+
+    fn dir(tree: &mut Tree, path: &str) {
+        tree.insert(
+            path.as_bytes(),
+            Node::dir(Meta::new(0o755, 0, 0, Timestamp::from_secs(5))),
+        )
+        .unwrap();
+    }
+
+    fn link(tree: &mut Tree, path: &str, target: &str) {
+        tree.insert(
+            path.as_bytes(),
+            Node::Symlink {
+                meta: Meta::new(0o777, 0, 0, Timestamp::from_secs(5)),
+                target: target.as_bytes().to_vec(),
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn resolve_is_scoped_to_the_root() {
+        let mut t = Tree::new();
+        dir(&mut t, "usr");
+        dir(&mut t, "usr/bin");
+        file(&mut t, "usr/bin/sh");
+        link(&mut t, "bin", "usr/bin");
+        link(&mut t, "escape", "../../../etc");
+        link(&mut t, "abs", "/usr/bin/sh");
+        link(&mut t, "loop", "loop");
+        assert_eq!(t.resolve(b"bin/sh", true).unwrap(), b"usr/bin/sh");
+        assert_eq!(t.resolve(b"escape/passwd", true).unwrap(), b"etc/passwd");
+        assert_eq!(t.resolve(b"abs", true).unwrap(), b"usr/bin/sh");
+        assert_eq!(t.resolve(b"abs", false).unwrap(), b"abs");
+        assert_eq!(t.resolve(b"../../x/./y", true).unwrap(), b"x/y");
+        assert!(matches!(
+            t.resolve(b"loop", true),
+            Err(TreeError::SymlinkLoop(_))
+        ));
+    }
+
+    #[test]
+    fn insert_updates_parent_mtime_and_walk_is_in_layer_order() {
+        let mut t = Tree::new();
+        dir(&mut t, "a");
+        file(&mut t, "a.txt");
+        file(&mut t, "a-b");
+        let before = t.get(b"a").unwrap().meta().mtime;
+        file(&mut t, "a/b");
+        assert!(t.get(b"a").unwrap().meta().mtime > before);
+        let names: Vec<Vec<u8>> = t.walk().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            names,
+            vec![
+                b"a".to_vec(),
+                b"a/b".to_vec(),
+                b"a-b".to_vec(),
+                b"a.txt".to_vec()
+            ]
+        );
+        assert!(t
+            .insert(
+                b"a.txt/x",
+                Node::dir(Meta::new(0o755, 0, 0, Timestamp::EPOCH))
+            )
+            .is_err());
+    }
+}
