@@ -134,6 +134,11 @@ impl StageGraph {
                         for spec in &run.mounts {
                             let m =
                                 parse_mount(spec, None).map_err(|e| err(c.line, c.end_line, e))?;
+                            // The target (for messages) as far as it is known before expansion.
+                            let mut same = |v: &str| Ok(v.to_string());
+                            let mount_target = parse_mount(spec, Some(&mut same))
+                                .ok()
+                                .and_then(|m| m.target);
                             // BuildKit looks mounts up by name only; no `from` means `scratch`.
                             let from = m.from.unwrap_or_else(|| "scratch".to_string());
                             let target = match df.stage_by_name(&from) {
@@ -145,7 +150,7 @@ impl StageGraph {
                                 line: c.line,
                                 end_line: c.end_line,
                                 written: from,
-                                mount_target: Some(m.target.unwrap_or_default()),
+                                mount_target: Some(mount_target.unwrap_or_default()),
                             });
                         }
                     }

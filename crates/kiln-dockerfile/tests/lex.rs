@@ -190,14 +190,34 @@ fn process_words_cases() {
         (None, "hello", Some(&["hello"])),
         (None, "hello${hi}bye", Some(&["hellobye"])),
         (Some("hi=hi"), "hello${hi}bye", Some(&["hellohibye"])),
-        (Some("space=abc  def"), "hello${space}bye", Some(&["helloabc", "defbye"])),
+        (
+            Some("space=abc  def"),
+            "hello${space}bye",
+            Some(&["helloabc", "defbye"]),
+        ),
         (None, "hello\"${space}\"bye", Some(&["helloabc  defbye"])),
-        (None, "hello \"${space}\"bye", Some(&["hello", "abc  defbye"])),
-        (Some("leading=  ab c"), "hello${leading}def", Some(&["hello", "ab", "cdef"])),
-        (None, "hello\"${leading}\" def", Some(&["hello  ab c", "def"])),
+        (
+            None,
+            "hello \"${space}\"bye",
+            Some(&["hello", "abc  defbye"]),
+        ),
+        (
+            Some("leading=  ab c"),
+            "hello${leading}def",
+            Some(&["hello", "ab", "cdef"]),
+        ),
+        (
+            None,
+            "hello\"${leading}\" def",
+            Some(&["hello  ab c", "def"]),
+        ),
         (None, "hello\"${leading}\"", Some(&["hello  ab c"])),
         (None, "hello${leading}", Some(&["hello", "ab", "c"])),
-        (Some("trailing=ab c   "), "hello${trailing}", Some(&["helloab", "c"])),
+        (
+            Some("trailing=ab c   "),
+            "hello${trailing}",
+            Some(&["helloab", "c"]),
+        ),
         (None, "hello${trailing}d", Some(&["helloab", "c", "d"])),
         (None, "hello\"${trailing}\"d", Some(&["helloab c   d"])),
         (None, "hel\"lo${trailing}\"", Some(&["helloab c   "])),
@@ -218,7 +238,11 @@ fn process_words_cases() {
         }
         let got = lex.process_words(input, &EnvList::from_list(&env));
         match want {
-            Some(w) => assert_eq!(got.unwrap_or_else(|e| panic!("{input}: {e}")), *w, "input {input:?}"),
+            Some(w) => assert_eq!(
+                got.unwrap_or_else(|e| panic!("{input}: {e}")),
+                *w,
+                "input {input:?}"
+            ),
             None => assert!(got.is_err(), "input {input:?}"),
         }
     }
@@ -231,8 +255,14 @@ fn process_words_keeps_buildkit_shared_buffer_quirk() {
     // single-word result is unaffected).
     let lex = Lexer::new('\\');
     let env = EnvList::new();
-    assert_eq!(lex.process_words("a hello${x:-y}z", &env).unwrap(), ["a", "yz"]);
-    assert_eq!(lex.process_word("a hello${x:-y}z", &env).unwrap(), "a helloyz");
+    assert_eq!(
+        lex.process_words("a hello${x:-y}z", &env).unwrap(),
+        ["a", "yz"]
+    );
+    assert_eq!(
+        lex.process_word("a hello${x:-y}z", &env).unwrap(),
+        "a helloyz"
+    );
     assert_eq!(lex.process_words("hello${x}z", &env).unwrap(), ["helloz"]);
 }
 
@@ -245,8 +275,16 @@ fn mandatory_variables() {
     let no_empty = "${VAR:?message here$ARG}";
     let no_unset = "${VAR?message here$ARG}";
     assert_eq!(lex.process_word(no_empty, &set).unwrap(), "plain");
-    assert!(lex.process_word(no_empty, &empty).unwrap_err().to_string().contains("message herex"));
-    assert!(lex.process_word(no_empty, &unset).unwrap_err().to_string().contains("message herex"));
+    assert!(lex
+        .process_word(no_empty, &empty)
+        .unwrap_err()
+        .to_string()
+        .contains("message herex"));
+    assert!(lex
+        .process_word(no_empty, &unset)
+        .unwrap_err()
+        .to_string()
+        .contains("message herex"));
     assert_eq!(lex.process_word(no_unset, &set).unwrap(), "plain");
     assert_eq!(lex.process_word(no_unset, &empty).unwrap(), "");
     assert_eq!(
@@ -270,7 +308,13 @@ fn set(v: &[&str]) -> BTreeSet<String> {
 }
 
 /// `(input, env, expected result or None for error, matched, unmatched)`.
-type MatchCase<'a> = (&'a str, &'a [&'a str], Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+type MatchCase<'a> = (
+    &'a str,
+    &'a [&'a str],
+    Option<&'a str>,
+    &'a [&'a str],
+    &'a [&'a str],
+);
 
 #[test]
 fn process_with_matches_cases() {
@@ -278,14 +322,44 @@ fn process_with_matches_cases() {
     let fb: &[&str] = &["FOO=xxx", "BAR="];
     let cases: &[MatchCase] = &[
         ("x", &["DUMMY=dummy"], Some("x"), &[], &[]),
-        ("x ${UNUSED}", &["DUMMY=dummy"], Some("x "), &[], &["UNUSED"]),
+        (
+            "x ${UNUSED}",
+            &["DUMMY=dummy"],
+            Some("x "),
+            &[],
+            &["UNUSED"],
+        ),
         ("x ${FOO}", &["FOO=y"], Some("x y"), &["FOO"], &[]),
-        ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", fb, Some("xxx  ccc"), &["FOO", "BAR"], &["BAZ"]),
-        ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", fb, Some("xxx bbb ccc"), &["FOO", "BAR"], &["BAZ"]),
+        (
+            "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
+            fb,
+            Some("xxx  ccc"),
+            &["FOO", "BAR"],
+            &["BAZ"],
+        ),
+        (
+            "${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}",
+            fb,
+            Some("xxx bbb ccc"),
+            &["FOO", "BAR"],
+            &["BAZ"],
+        ),
         ("${FOO:-}", fb, Some("xxx"), &["FOO"], &[]),
         ("${FOO:-}", &[], Some(""), &[], &["FOO"]),
-        ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", fb, Some("aaa bbb "), &["FOO", "BAR"], &["BAZ"]),
-        ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", fb, Some("aaa  "), &["FOO", "BAR"], &["BAZ"]),
+        (
+            "${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}",
+            fb,
+            Some("aaa bbb "),
+            &["FOO", "BAR"],
+            &["BAZ"],
+        ),
+        (
+            "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}",
+            fb,
+            Some("aaa  "),
+            &["FOO", "BAR"],
+            &["BAZ"],
+        ),
         ("${FOO?aaa}", fb, Some("xxx"), &["FOO"], &[]),
         ("${BAR?bbb}", fb, Some(""), &["BAR"], &[]),
         ("${BAZ?ccc}", fb, None, &[], &[]),
@@ -296,20 +370,56 @@ fn process_with_matches_cases() {
         ("${FOO=aaa}", fb, None, &[], &[]),
         ("${FOO=:aaa}", fb, None, &[], &[]),
         ("${FOO=}", &[], None, &[], &[]),
-        ("${FOO#()[]{\\}^$.\\*\\?|\\\\}", &["FOO=()[]{}^$.*?|\\x"], Some("x"), &["FOO"], &[]),
+        (
+            "${FOO#()[]{\\}^$.\\*\\?|\\\\}",
+            &["FOO=()[]{}^$.*?|\\x"],
+            Some("x"),
+            &["FOO"],
+            &[],
+        ),
         ("${FOO%%\\**}", &["FOO=xx**"], Some("xx"), &["FOO"], &[]),
         ("${FOO#*x*y}", &["FOO=xxyy"], Some("y"), &["FOO"], &[]),
         ("${FOO#*}", &["FOO=xxyy"], Some("xxyy"), &["FOO"], &[]),
-        ("${FOO#$BAR}", &["FOO=xxyy", "BAR=x"], Some("xyy"), &["FOO", "BAR"], &[]),
-        ("${FOO#$BAR}", &["FOO=xxyy", "BAR="], Some("xxyy"), &["FOO", "BAR"], &[]),
+        (
+            "${FOO#$BAR}",
+            &["FOO=xxyy", "BAR=x"],
+            Some("xyy"),
+            &["FOO", "BAR"],
+            &[],
+        ),
+        (
+            "${FOO#$BAR}",
+            &["FOO=xxyy", "BAR="],
+            Some("xxyy"),
+            &["FOO", "BAR"],
+            &[],
+        ),
         ("${FOO#}", &["FOO=xxyy"], Some("xxyy"), &["FOO"], &[]),
         ("${FOO##*x}", &["FOO=xxyy"], Some("yy"), &["FOO"], &[]),
         ("${FOO##}", &["FOO=xxyy"], Some("xxyy"), &["FOO"], &[]),
         ("${FOO#?\\?}", &["FOO=???y"], Some("?y"), &["FOO"], &[]),
-        ("${ABC:-.}${FOO%x}${ABC:-.}", &["FOO=xxyy"], Some(".xxyy."), &["FOO"], &["ABC"]),
-        ("${FOO%%\\**\\*}", &["FOO=a***yy*"], Some("a"), &["FOO"], &[]),
+        (
+            "${ABC:-.}${FOO%x}${ABC:-.}",
+            &["FOO=xxyy"],
+            Some(".xxyy."),
+            &["FOO"],
+            &["ABC"],
+        ),
+        (
+            "${FOO%%\\**\\*}",
+            &["FOO=a***yy*"],
+            Some("a"),
+            &["FOO"],
+            &[],
+        ),
         ("${FOO%}", &["FOO=xxyy"], Some("xxyy"), &["FOO"], &[]),
-        ("${FOO%%$BAR}", &["FOO=xxyy", "BAR="], Some("xxyy"), &["FOO", "BAR"], &[]),
+        (
+            "${FOO%%$BAR}",
+            &["FOO=xxyy", "BAR="],
+            Some("xxyy"),
+            &["FOO", "BAR"],
+            &[],
+        ),
         ("${FOO:#}", &[], None, &[], &[]),
         ("${FOO:##}", &[], None, &[], &[]),
         ("${FOO:%}", &[], None, &[], &[]),
@@ -337,13 +447,29 @@ fn process_with_matches_cases() {
         ),
         (
             "${FOO/$NEEDLE/$REPLACEMENT}",
-            &["FOO=http://google.de", "NEEDLE=http://", "REPLACEMENT=https://"],
+            &[
+                "FOO=http://google.de",
+                "NEEDLE=http://",
+                "REPLACEMENT=https://",
+            ],
             Some("https://google.de"),
             &["FOO", "NEEDLE", "REPLACEMENT"],
             &[],
         ),
-        ("${FOO//\\//\\/}", &["FOO=/tmp/foo.txt"], Some("\\/tmp\\/foo.txt"), &["FOO"], &[]),
-        ("${FOO/$BAR/ww}", &["FOO=xxyy", "BAR="], Some("wwxxyy"), &["FOO", "BAR"], &[]),
+        (
+            "${FOO//\\//\\/}",
+            &["FOO=/tmp/foo.txt"],
+            Some("\\/tmp\\/foo.txt"),
+            &["FOO"],
+            &[],
+        ),
+        (
+            "${FOO/$BAR/ww}",
+            &["FOO=xxyy", "BAR="],
+            Some("wwxxyy"),
+            &["FOO", "BAR"],
+            &[],
+        ),
         ("${FOO//ww}", &["FOO=xxyy"], None, &[], &[]),
         ("${FOO//}", &["FOO=xxyy"], None, &[], &[]),
         ("${FOO///}", &["FOO=xxyy"], Some("xxyy"), &["FOO"], &[]),
@@ -366,13 +492,33 @@ fn process_with_matches_cases() {
 #[test]
 fn platform_style_expansion() {
     let lex = Lexer::new('\\');
-    let release = "something-${VERSION}.${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}.tar.gz";
+    let release =
+        "something-${VERSION}.${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}.tar.gz";
     let e = |v: &[&str]| EnvList::from_list(v);
-    let r = lex.process_word(release, &e(&["VERSION=v1.2.3", "TARGETOS=linux", "TARGETARCH=arm", "TARGETVARIANT=v7"]));
+    let r = lex.process_word(
+        release,
+        &e(&[
+            "VERSION=v1.2.3",
+            "TARGETOS=linux",
+            "TARGETARCH=arm",
+            "TARGETVARIANT=v7",
+        ]),
+    );
     assert_eq!(r.unwrap(), "something-v1.2.3.linux-arm-v7.tar.gz");
-    let r = lex.process_word(release, &e(&["VERSION=v1.2.3", "TARGETOS=linux", "TARGETARCH=arm64", "TARGETVARIANT="]));
+    let r = lex.process_word(
+        release,
+        &e(&[
+            "VERSION=v1.2.3",
+            "TARGETOS=linux",
+            "TARGETARCH=arm64",
+            "TARGETVARIANT=",
+        ]),
+    );
     assert_eq!(r.unwrap(), "something-v1.2.3.linux-arm64.tar.gz");
-    let r = lex.process_word(release, &e(&["VERSION=v1.2.3", "TARGETOS=linux", "TARGETARCH=arm64"]));
+    let r = lex.process_word(
+        release,
+        &e(&["VERSION=v1.2.3", "TARGETOS=linux", "TARGETARCH=arm64"]),
+    );
     assert_eq!(r.unwrap(), "something-v1.2.3.linux-arm64.tar.gz");
 }
 
@@ -399,7 +545,11 @@ fn exact_error_messages() {
         ),
     ];
     for (input, want) in cases {
-        assert_eq!(lex.process_word(input, &env).unwrap_err().to_string(), want, "{input}");
+        assert_eq!(
+            lex.process_word(input, &env).unwrap_err().to_string(),
+            want,
+            "{input}"
+        );
     }
 }
 
@@ -408,22 +558,47 @@ fn modes_and_escape_character() {
     let env = EnvList::from_list(["A=1"]);
     // Backtick escape: backslash is an ordinary character.
     let bt = Lexer::new('`');
-    assert_eq!(bt.process_word("C:\\path `$A $A", &env).unwrap(), "C:\\path $A 1");
+    assert_eq!(
+        bt.process_word("C:\\path `$A $A", &env).unwrap(),
+        "C:\\path $A 1"
+    );
     assert_eq!(bt.process_word("\"a`\"b\"", &env).unwrap(), "a\"b");
     // RawQuotes + SkipUnsetEnv (how BuildKit prints RUN step names).
     let raw = Lexer::new('\\').raw_quotes(true).skip_unset_env(true);
-    assert_eq!(raw.process_word("echo \"$A\" '$B' ${C:-x} ${D}", &env).unwrap(), "echo \"1\" '$B' ${C:-x} ${D}");
+    assert_eq!(
+        raw.process_word("echo \"$A\" '$B' ${C:-x} ${D}", &env)
+            .unwrap(),
+        "echo \"1\" '$B' ${C:-x} ${D}"
+    );
     // Heredoc bodies: quotes are not processed.
     let heredoc = Lexer::new('\\').skip_process_quotes(true);
-    assert_eq!(heredoc.process_word("say '$A' \"$A\"\n", &env).unwrap(), "say '1' \"1\"\n");
+    assert_eq!(
+        heredoc.process_word("say '$A' \"$A\"\n", &env).unwrap(),
+        "say '1' \"1\"\n"
+    );
     // A byte order mark at the start of a word is skipped, like Go's text/scanner.
-    assert_eq!(Lexer::new('\\').process_word("\u{feff}x$A", &env).unwrap(), "x1");
+    assert_eq!(
+        Lexer::new('\\').process_word("\u{feff}x$A", &env).unwrap(),
+        "x1"
+    );
     // Replacement templates follow Go's regexp expansion.
     let e = EnvList::from_list(["V=abc"]);
     // `$0` is expanded by the lexer first (to nothing); `\$0` reaches the template.
-    assert_eq!(Lexer::new('\\').process_word("${V/b/<$0>}", &e).unwrap(), "a<>c");
+    assert_eq!(
+        Lexer::new('\\').process_word("${V/b/<$0>}", &e).unwrap(),
+        "a<>c"
+    );
     // A single replacement is plain text; replace-all expands Go templates.
-    assert_eq!(Lexer::new('\\').process_word("${V/b/<\\$0>}", &e).unwrap(), "a<\\$0>c");
-    assert_eq!(Lexer::new('\\').process_word("${V//b/<\\$0>}", &e).unwrap(), "a<\\b>c");
-    assert_eq!(Lexer::new('\\').process_word("${V//b/\\$\\$}", &e).unwrap(), "a\\$\\$c");
+    assert_eq!(
+        Lexer::new('\\').process_word("${V/b/<\\$0>}", &e).unwrap(),
+        "a<\\$0>c"
+    );
+    assert_eq!(
+        Lexer::new('\\').process_word("${V//b/<\\$0>}", &e).unwrap(),
+        "a<\\b>c"
+    );
+    assert_eq!(
+        Lexer::new('\\').process_word("${V//b/\\$\\$}", &e).unwrap(),
+        "a\\$\\$c"
+    );
 }
