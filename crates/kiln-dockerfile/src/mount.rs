@@ -205,12 +205,15 @@ const ALL_KEYS: &[&str] = &[
     "env",
 ];
 
+/// Expands one mount value; the error is BuildKit's message.
+pub(crate) type Expander<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+
 /// Parses one `--mount` value. With `expand = None` this is BuildKit's
 /// parse-time pass, which only checks the CSV syntax and that `from` holds
 /// no variable; with an expander every value is expanded and validated.
 pub(crate) fn parse_mount(
     val: &str,
-    mut expand: Option<&mut dyn FnMut(&str) -> Result<String, String>>,
+    mut expand: Option<&mut Expander<'_>>,
 ) -> Result<Mount, String> {
     let fields = csv_fields(val).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
     let mut m = Mount {

@@ -181,12 +181,14 @@ fn process_word_cases() {
     }
 }
 
-/// `(env lines in effect, input, expected words)`; `None` = error.
+/// `(env line to add first, input, expected words)`; `None` = error.
+type WordsStep<'a> = (Option<&'a str>, &'a str, Option<&'a [&'a str]>);
+
 #[test]
 fn process_words_cases() {
     let lex = Lexer::new('\\');
     let mut env: Vec<&str> = Vec::new();
-    let steps: &[(Option<&str>, &str, Option<&[&str]>)] = &[
+    let steps: &[WordsStep] = &[
         (None, "hello", Some(&["hello"])),
         (None, "hello${hi}bye", Some(&["hellobye"])),
         (Some("hi=hi"), "hello${hi}bye", Some(&["hellohibye"])),
