@@ -833,3 +833,88 @@ pub(crate) fn parse_node(node: &Node, opts: &ParseOptions) -> Result<Parsed, Str
     };
     Ok(Parsed::Instruction(i))
 }
+
+/// What a RUN executes, as BuildKit's `dispatchRun` builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunArgs {
+    /// The process arguments (shell prepended for the shell form).
+    pub args: Vec<String>,
+    /// A single heredoc starting with `#!` is not fed to the shell: BuildKit
+    /// writes it (tab-chomped for `<<-`) as an executable file (mode 0755)
+    /// named [`InlineScript::name`] in a read-only mount at `/dev/pipes/`,
+    /// and runs that path.
+    pub script: Option<InlineScript>,
+    /// The step name suffix BuildKit shows for a single heredoc:
+    /// ` (first line...)`.
+    pub name_suffix: Option<String>,
+}
+
+/// The file of a `#!` heredoc RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineScript {
+    /// The heredoc name, also the file name under `/dev/pipes/`.
+    pub name: String,
+    /// The file content.
+    pub data: String,
+}
+
+impl Run {
+    /// The arguments BuildKit runs for this RUN under `shell` (the stage's
+    /// SHELL, or `["/bin/sh", "-c"]`) on a Linux target. The history entry
+    /// is `"RUN " + args` (prefixed by `|N K=V ...` when build args are in scope).
+    pub fn command_args(&self, shell: &[String]) -> Result<RunArgs, String> {
+        let (args, prepend) = match &self.cmd {
+            ShellOrExec::Shell(t) => (vec![t.clone()], true),
+            ShellOrExec::Exec(a) => (a.clone(), false),
+        };
+        let mut out = RunArgs {
+            args,
+            script: None,
+            name_suffix: None,
+        };
+        if let Some(first) = self.heredocs.first() {
+            if out.args.len() != 1 || !prepend {
+                return Err(format!(
+                    "parsing produced an invalid run command: [{}]",
+                    out.args.join(" ")
+                ));
+            }
+            if matches!(parse_heredoc(&out.args[0]), Ok(Some(_))) {
+                let data = first.chomped_content();
+                if first.content.starts_with("#!") {
+                    out.script = Some(InlineScript {
+                        name: first.name.clone(),
+                        data,
+                    });
+                    out.args = vec![format!("/dev/pipes/{}", first.name)];
+                } else {
+                    out.args = vec![data];
+                }
+                let doc = first
+                    .content
+                    .trim_matches(crate::gocompat::unicode::is_space)
+                    .replace("\r\n", "\n");
+                let mut lines = doc.split('\n');
+                let mut summary = lines.next().unwrap_or_default().to_string();
+                if lines.next().is_some() {
+                    summary.push_str("...");
+                }
+                out.name_suffix = Some(format!(" ({summary})"));
+            } else {
+                let mut full = out.args[0].clone();
+                for h in &self.heredocs {
+                    full.push('\n');
+                    full.push_str(&h.content);
+                    full.push_str(&h.name);
+                }
+                out.args = vec![full];
+            }
+        }
+        if prepend {
+            let mut v = shell.to_vec();
+            v.push(out.args.join(" "));
+            out.args = v;
+        }
+        Ok(out)
+    }
+}

@@ -38,8 +38,8 @@ pub use ignore::{
 };
 pub use instruction::{
     Add, Arg, ArgDef, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, InlineFile,
-    Instruction, KeyValue, Label, Maintainer, NetworkMode, Onbuild, Run, Security, Shell,
-    ShellOrExec, StopSignal, User, Volume, Workdir,
+    InlineScript, Instruction, KeyValue, Label, Maintainer, NetworkMode, Onbuild, Run, RunArgs,
+    Security, Shell, ShellOrExec, StopSignal, User, Volume, Workdir,
 };
 pub use lex::{EnvList, EnvLookup, LexError, Lexer, NoEnv, Processed};
 pub use mount::{CacheSharing, Mount, MountType};

@@ -746,3 +746,35 @@ fn meta_args_and_stage_graph() {
         1,
     );
 }
+
+#[test]
+fn run_command_args_like_dispatch() {
+    let sh = s(&["/bin/sh", "-c"]);
+    let args = |text: &str| match one(text) {
+        Instruction::Run(r) => r.command_args(&sh).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(args("RUN echo hi").args, s(&["/bin/sh", "-c", "echo hi"]));
+    assert_eq!(args("RUN [\"echo\", \"hi\"]").args, s(&["echo", "hi"]));
+    let a = args("RUN <<-EOF\n\techo a\n\techo b\n\tEOF");
+    assert_eq!(a.args, s(&["/bin/sh", "-c", "echo a\necho b\n"]));
+    assert_eq!(
+        (a.script, a.name_suffix.as_deref()),
+        (None, Some(" (echo a...)"))
+    );
+    let a = args("RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF");
+    assert_eq!(a.args, s(&["/bin/sh", "-c", "/dev/pipes/EOF"]));
+    assert_eq!(
+        a.script,
+        Some(InlineScript {
+            name: "EOF".into(),
+            data: "#!/usr/bin/env python3\nprint(1)\n".into()
+        })
+    );
+    let a = args("RUN cat <<A <<-B > /f\na\nA\n\tb\n\tB");
+    assert_eq!(
+        a.args,
+        s(&["/bin/sh", "-c", "cat <<A <<-B > /f\na\nA\n\tb\nB"])
+    );
+    assert_eq!(a.name_suffix, None);
+}
