@@ -388,7 +388,7 @@ const ALL_INSTRUCTIONS: &[&str] = &[
 ];
 
 static STAGE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("^[a-z][a-z0-9-_.]*$").expect("static regex"));
+    LazyLock::new(|| Regex::new("^[a-z][a-z0-9_.-]*$").expect("static regex"));
 
 fn exactly_one(cmd: &str) -> String {
     format!("{cmd} requires exactly one argument")
