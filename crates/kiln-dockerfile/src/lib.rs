@@ -109,6 +109,8 @@ pub struct Stage {
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
+    /// The file name given to [`parse`], used in error messages.
+    pub file: String,
     /// The parser directives at the top, in order.
     pub directives: Vec<Directive>,
     /// The escape character (`\` or `` ` `` from `# escape=`).
@@ -154,7 +156,7 @@ impl Dockerfile {
                 let value = match (build_args.get(&a.key), &a.default) {
                     (Some(v), _) => Some(v.clone()),
                     (None, Some(d)) => Some(lex.process_word(d, &env).map_err(|e| ParseError {
-                        file: String::new(),
+                        file: self.file.clone(),
                         line: m.line,
                         end_line: m.end_line,
                         message: e.to_string(),
@@ -264,6 +266,7 @@ pub fn parse_with(
         );
     }
     Ok(Dockerfile {
+        file: file_name.to_string(),
         directives: lines.directives,
         escape: lines.escape,
         meta_args,

@@ -58,13 +58,9 @@ pub struct StageGraph {
 
 impl StageGraph {
     /// Resolves every reference. `meta` is the meta-arg environment
-    /// ([`Dockerfile::meta_env`]) FROM lines are expanded with; `file_name`
-    /// labels errors.
-    pub fn new(
-        df: &Dockerfile,
-        meta: &dyn EnvLookup,
-        file_name: &str,
-    ) -> Result<StageGraph, ParseError> {
+    /// ([`Dockerfile::meta_env`]) FROM lines are expanded with.
+    pub fn new(df: &Dockerfile, meta: &dyn EnvLookup) -> Result<StageGraph, ParseError> {
+        let file_name = df.file.as_str();
         let lex = df.lexer();
         let err = |line, end_line, message: String| ParseError {
             file: file_name.to_string(),

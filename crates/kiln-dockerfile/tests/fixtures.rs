@@ -266,7 +266,7 @@ fn multistage() {
         (Some("build"), s(&["/out"]), "/out-all")
     );
 
-    let g = StageGraph::new(&df, &EnvList::new(), "Dockerfile").unwrap();
+    let g = StageGraph::new(&df, &EnvList::new()).unwrap();
     assert_eq!(
         g.references(1),
         vec![StageRef::Stage(0), StageRef::Stage(0)]

@@ -121,7 +121,7 @@ fn exercise(text: &str) {
         }
     }
     if let Ok(meta) = df.meta_env(&EnvList::new(), &Default::default()) {
-        if let Ok(g) = StageGraph::new(&df, &meta, "Dockerfile") {
+        if let Ok(g) = StageGraph::new(&df, &meta) {
             for t in 0..g.len() {
                 let _ = g.dependencies(t);
                 let _ = g.images(t);

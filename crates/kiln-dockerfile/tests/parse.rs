@@ -642,6 +642,13 @@ fn meta_args_and_stage_graph() {
     let none = BTreeMap::new();
     let meta = df.meta_env(&EnvList::new(), &none).unwrap();
     assert_eq!(
+        ok("ARG A=${B:?unset}\nFROM x\n")
+            .meta_env(&EnvList::new(), &none)
+            .unwrap_err()
+            .to_string(),
+        "Dockerfile:1: failed to process \"${B:?unset}\": B: unset"
+    );
+    assert_eq!(
         meta.to_list(),
         s(&["BASE=alpine", "TAG=3.19", "OTHER=alpine-x"])
     );
@@ -659,7 +666,7 @@ fn meta_args_and_stage_graph() {
         ])
     );
 
-    let g = StageGraph::new(&df, &meta, "Dockerfile").unwrap();
+    let g = StageGraph::new(&df, &meta).unwrap();
     assert_eq!(g.len(), 5);
     assert_eq!(g.from_image(0), "alpine:3.19");
     assert_eq!(g.base(0), &StageRef::Image("alpine:3.19".into()));
@@ -697,28 +704,24 @@ fn meta_args_and_stage_graph() {
         g.target(Some("nope")).unwrap_err().to_string(),
         "target stage \"nope\" could not be found (stages: base, build, final)"
     );
-    let g2 = StageGraph::new(&df, &meta2, "Dockerfile").unwrap();
+    let g2 = StageGraph::new(&df, &meta2).unwrap();
     assert_eq!(g2.from_image(0), "alpine:edge");
 
     let df = ok("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n");
-    let g = StageGraph::new(&df, &NoEnv, "Dockerfile").unwrap();
+    let g = StageGraph::new(&df, &NoEnv).unwrap();
     assert_eq!(
         g.dependencies(0).unwrap_err().to_string(),
         "Dockerfile:2: cannot copy from stage \"b\", it needs to be defined before current stage \"a\""
     );
     assert!(g.dependencies(1).is_ok());
     let df = ok("FROM scratch AS a\nRUN --mount=from=b,target=/m true\nFROM scratch AS b\n");
-    let g = StageGraph::new(&df, &NoEnv, "Dockerfile").unwrap();
+    let g = StageGraph::new(&df, &NoEnv).unwrap();
     assert_eq!(
         g.dependencies(0).unwrap_err().to_string(),
         "Dockerfile:2: cannot mount from stage \"b\" to \"/m\", stage needs to be defined before current command"
     );
 
-    let graph_err = |text: &str| {
-        StageGraph::new(&ok(text), &NoEnv, "Dockerfile")
-            .unwrap_err()
-            .to_string()
-    };
+    let graph_err = |text: &str| StageGraph::new(&ok(text), &NoEnv).unwrap_err().to_string();
     assert_eq!(
         graph_err("FROM scratch AS a\nCOPY --from=b x y\nFROM scratch AS b\nCOPY --from=a x y\n"),
         "Dockerfile:4: circular dependency detected on stage: a"
