@@ -55,10 +55,13 @@ pub fn tool(tool: &str, package: &str) -> Option<PathBuf> {
     find()
 }
 
-/// Records progress reports: the last `done` per (direction, digest) and finishes.
+/// One progress report: direction, blob, bytes done, total.
+pub type Update = (Direction, Digest, u64, Option<u64>);
+
+/// Records progress reports and finishes.
 #[derive(Default)]
 pub struct Recorder {
-    pub last: Mutex<Vec<(Direction, Digest, u64, Option<u64>)>>,
+    pub last: Mutex<Vec<Update>>,
     pub finished: Mutex<Vec<(Direction, Digest, bool)>>,
 }
 
