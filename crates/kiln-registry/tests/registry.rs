@@ -256,12 +256,9 @@ fn pull_through_cache_online_then_offline() {
 
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(cache_dir.path().join("kiln")).unwrap();
-    let reference = Reference::parse(
-        &format!("docker://{}/busybox:latest", reg.addr)
-            .strip_prefix("docker://")
-            .unwrap(),
-    )
-    .unwrap();
+    // As a user may spell it, with skopeo's transport prefix.
+    let spelled = format!("docker://{}/busybox:latest", reg.addr);
+    let reference = Reference::parse(kiln_registry::strip_transport(&spelled)).unwrap();
     let image = cache
         .pull(Source::Online(&c), &reference, &Platform::linux_amd64())
         .unwrap();
