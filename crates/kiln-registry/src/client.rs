@@ -670,7 +670,11 @@ mod tests {
             c.backoff(1, Some(Duration::from_secs(999))),
             Duration::from_secs(30)
         );
-        assert!(c.backoff(u32::MAX, None) > Duration::ZERO, "no overflow");
+        assert_eq!(
+            c.backoff(u32::MAX, None),
+            Duration::from_secs(30),
+            "capped, no overflow"
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::auth::{
 };
 use crate::error::{Error, Result, Site};
 
+/// The longest wait between two tries, whatever the attempt count or `Retry-After`.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 impl Client {
     /// Sends a request whose body can be replayed: authenticates (answering one 401
     /// challenge), retries connection failures, 429 and 5xx with exponential backoff, and
@@ -156,10 +159,11 @@ impl Client {
         let exp = self
             .opts
             .backoff
-            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16));
+            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16))
+            .min(MAX_BACKOFF);
         match retry_after {
             // Honour the registry's wish, within reason.
-            Some(r) => r.min(Duration::from_secs(30)).max(exp),
+            Some(r) => r.min(MAX_BACKOFF).max(exp),
             None => exp,
         }
     }
