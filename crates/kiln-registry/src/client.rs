@@ -678,6 +678,12 @@ mod tests {
     }
 
     #[test]
+    fn client_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Client>();
+    }
+
+    #[test]
     fn small_parsers() {
         assert_eq!(range_start("bytes 100-199/200"), Some(100));
         assert_eq!(range_start("bytes=1-2"), None);

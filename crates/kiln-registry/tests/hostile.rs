@@ -377,6 +377,36 @@ fn server_errors_are_retried_until_success() {
 }
 
 #[test]
+fn dropped_connections_are_retried() {
+    let data = blob();
+    let d = Digest::of(&data);
+    let hits = Arc::new(AtomicUsize::new(0));
+    let s = setup({
+        let hits = hits.clone();
+        move |_| match hits.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Reply::hang_up(),
+            _ => Reply::new(200).body(data.clone()),
+        }
+    });
+    let mut out = Vec::new();
+    s.client
+        .get_blob(&s.repo, &d, Some(3000), &mut out)
+        .unwrap();
+    assert!(out == blob());
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+
+    // A registry that always hangs up is unreachable, after the bounded tries.
+    let s = setup(|_| Reply::hang_up());
+    let e = s
+        .client
+        .get_manifest(&s.repo, &Target::Tag("latest"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+    assert_environment(&e);
+    assert_eq!(s.server.requests().len(), 4);
+}
+
+#[test]
 fn persistent_server_errors_give_up_after_bounded_tries() {
     let s = setup(|_| {
         Reply::new(500)

@@ -317,3 +317,102 @@ fn pull_through_cache_online_then_offline() {
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
     assert_eq!(e.class().exit_code(), 3);
 }
+
+#[test]
+fn multi_platform_index_picks_the_platform_manifest() {
+    let Some(reg) = Registry::start(None) else {
+        return;
+    };
+    let c = client(&reg, None);
+    let repo = Repository::parse(&format!("{}/busybox", reg.addr)).unwrap();
+    let amd64 = Manifest::new(MediaType::OciManifest, busybox_blob(BUSYBOX_MANIFEST));
+    push_busybox(&c, &repo, UploadMode::Monolithic);
+    // A second manifest for arm64 (same blobs, told apart by an annotation).
+    let arm64 = Manifest::new(
+        MediaType::OciManifest,
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{BUSYBOX_CONFIG}","size":528}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{BUSYBOX_LAYER}","size":1084724}}],"annotations":{{"kiln.test":"arm64"}}}}"#,
+            MediaType::OciManifest
+        )
+        .into_bytes(),
+    );
+    let index = Manifest::new(
+        MediaType::OciIndex,
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{m}","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"{m}","digest":"{}","size":{},"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}]}}"#,
+            MediaType::OciIndex,
+            amd64.digest,
+            amd64.bytes.len(),
+            arm64.digest,
+            arm64.bytes.len(),
+            m = MediaType::OciManifest
+        )
+        .into_bytes(),
+    );
+    c.put_manifest(&repo, &Target::Digest(arm64.digest), &arm64)
+        .unwrap();
+    c.put_manifest(&repo, &Target::Tag("multi"), &index)
+        .unwrap();
+    let resolved = c.resolve_tag(&repo, "multi").unwrap();
+    assert_eq!(resolved.digest, index.digest);
+    assert_eq!(resolved.media_type, MediaType::OciIndex);
+
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cache_dir.path()).unwrap();
+    let reference = Reference::parse(&format!("{}/busybox:multi", reg.addr)).unwrap();
+    let amd = cache
+        .pull(Source::Online(&c), &reference, &Platform::linux_amd64())
+        .unwrap();
+    assert_eq!(amd.index.as_ref().map(|i| i.digest), Some(index.digest));
+    assert_eq!(amd.manifest, amd64);
+    assert_eq!(amd.reference.digest(), Some(index.digest));
+    let arm = cache
+        .pull(
+            Source::Online(&c),
+            &reference,
+            &Platform::parse("linux/aarch64").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(arm.manifest, arm64);
+    assert_eq!(arm.layers, amd.layers, "same layer, cached once");
+    let e = cache
+        .pull(
+            Source::Online(&c),
+            &reference,
+            &Platform::parse("linux/s390x").unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Manifest { .. }), "{e}");
+    assert_eq!(e.class(), ErrorClass::BadInput);
+    assert!(
+        e.to_string().contains(
+            "no manifest for platform linux/s390x (the index has: linux/amd64, linux/arm64/v8)"
+        ),
+        "{e}"
+    );
+
+    // Offline, from the cache alone.
+    let offline = cache
+        .pull(
+            Source::Offline,
+            &amd.reference,
+            &Platform::parse("linux/arm64/v8").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(offline.manifest, arm64);
+
+    // skopeo reads back the very index bytes.
+    if let Some(skopeo) = tool("skopeo", "skopeo") {
+        let out = Command::new(skopeo)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/busybox:multi", reg.addr))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, index.bytes);
+    }
+}

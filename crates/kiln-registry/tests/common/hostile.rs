@@ -40,6 +40,8 @@ pub struct Reply {
     pub cut_after: Option<usize>,
     /// Send no Content-Length at all (the body ends when the connection closes).
     pub no_length: bool,
+    /// Hang up without answering at all.
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -50,6 +52,14 @@ impl Reply {
             body: Vec::new(),
             cut_after: None,
             no_length: false,
+            hang_up: false,
+        }
+    }
+    /// No answer: the connection is closed as soon as the request is read.
+    pub fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::new(0)
         }
     }
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Reply {
@@ -159,6 +169,9 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std::
     };
     log.lock().unwrap().push(req.clone());
     let reply = handler(&req);
+    if reply.hang_up {
+        return conn.shutdown(std::net::Shutdown::Both);
+    }
 
     let mut conn = conn;
     let mut head = format!(
