@@ -642,3 +642,53 @@ fn anonymous_token_refused_is_an_auth_error() {
     assert!(e.to_string().contains("refused anonymously"), "{e}");
     assert_environment(&e);
 }
+
+#[test]
+fn monolithic_upload_restarts_after_a_dropped_put() {
+    let data = blob();
+    let d = Digest::of(&data);
+    let puts = Arc::new(AtomicUsize::new(0));
+    let s = setup({
+        let puts = puts.clone();
+        let d = d.to_string();
+        move |req| match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202).header("Location", "/v2/evil/blobs/uploads/session"),
+            "PUT" if puts.fetch_add(1, Ordering::SeqCst) == 0 => Reply::hang_up(),
+            "PUT" => Reply::new(201).header("Docker-Content-Digest", d.clone()),
+            _ => Reply::new(500),
+        }
+    });
+    let outcome = s
+        .client
+        .push_blob(
+            &s.repo,
+            &d,
+            3000,
+            &mut std::io::Cursor::new(data.clone()),
+            kiln_registry::UploadMode::Monolithic,
+        )
+        .unwrap();
+    assert_eq!(outcome, kiln_registry::PushOutcome::Uploaded);
+    let log = s.server.log.lock().unwrap().clone();
+    let lines: Vec<String> = log
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("HEAD /v2/evil/blobs/{d}"),
+            "POST /v2/evil/blobs/uploads/".to_string(),
+            "PUT /v2/evil/blobs/uploads/session".to_string(),
+            "POST /v2/evil/blobs/uploads/".to_string(),
+            "PUT /v2/evil/blobs/uploads/session".to_string(),
+        ]
+    );
+    // Both PUTs carried the whole blob, from its first byte.
+    assert!(log[2].body == data && log[4].body == data);
+    assert_eq!(
+        log[4].target,
+        format!("/v2/evil/blobs/uploads/session?digest=sha256%3A{}", d.hex())
+    );
+}

@@ -73,34 +73,14 @@ impl Client {
                 actual: len,
             });
         }
-        let progress = self.opts.progress.as_deref();
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            source.seek(SeekFrom::Start(0)).map_err(local_error)?;
-            if let Some(p) = progress {
-                p.update(Direction::Push, digest, 0, Some(size));
-            }
-            let r = match mode {
-                UploadMode::Monolithic => self.upload_monolithic(repo, digest, size, source, &site),
-                UploadMode::Chunked(chunk) => {
-                    self.upload_chunked(repo, digest, size, source, chunk.max(1), &site)
-                }
-            };
-            match r {
-                // A streamed body cannot be replayed by the request layer, so a monolithic
-                // upload that broke starts over with a new session here.
-                Err(e)
-                    if mode == UploadMode::Monolithic
-                        && e.is_transient()
-                        && attempt < self.opts.max_attempts =>
-                {
-                    std::thread::sleep(self.backoff(attempt, None));
-                }
-                r => break r,
+        source.seek(SeekFrom::Start(0)).map_err(local_error)?;
+        let result = match mode {
+            UploadMode::Monolithic => self.upload_monolithic(repo, digest, size, source, &site),
+            UploadMode::Chunked(chunk) => {
+                self.upload_chunked(repo, digest, size, source, chunk.max(1), &site)
             }
         };
-        if let Some(p) = progress {
+        if let Some(p) = self.opts.progress.as_deref() {
             p.finish(Direction::Push, digest, result.is_ok());
         }
         result.map(|()| PushOutcome::Uploaded)
@@ -172,17 +152,44 @@ impl Client {
         self.location(&resp, &url, site)
     }
 
-    fn upload_monolithic(
+    /// POST, then one PUT streaming the whole blob. The request layer cannot replay a streamed
+    /// body, so a PUT that breaks in transit starts over here, with a new session.
+    fn upload_monolithic<R: Read + Seek>(
         &self,
         repo: &Repository,
         digest: &Digest,
         size: u64,
+        source: &mut R,
+        site: &Site,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut url = self.start_upload(repo, site)?;
+            url.query_pairs_mut()
+                .append_pair("digest", &digest.to_string());
+            source.seek(SeekFrom::Start(0)).map_err(|e| Error::Source {
+                site: site.clone(),
+                source: e,
+            })?;
+            match self.put_blob_body(repo, digest, size, url, source, site) {
+                Err(e) if e.is_transient() && attempt < self.opts.max_attempts => {
+                    std::thread::sleep(self.backoff(attempt, None));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn put_blob_body(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        url: Url,
         source: &mut dyn Read,
         site: &Site,
     ) -> Result<()> {
-        let mut url = self.start_upload(repo, site)?;
-        url.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
         let req = Req {
             method: Method::PUT,
             url: url.to_string(),
@@ -194,9 +201,13 @@ impl Client {
             scope: repository_scope(repo.path(), true),
             site,
         };
+        let progress = self.opts.progress.as_deref();
+        if let Some(p) = progress {
+            p.update(Direction::Push, digest, 0, Some(size));
+        }
         let mut reader = HashingReader::new(ProgressReader {
             inner: source.take(size),
-            progress: self.opts.progress.as_deref(),
+            progress,
             digest,
             done: 0,
             total: size,
@@ -225,6 +236,9 @@ impl Client {
         site: &Site,
     ) -> Result<()> {
         let mut location = self.start_upload(repo, site)?;
+        if let Some(p) = self.opts.progress.as_deref() {
+            p.update(Direction::Push, digest, 0, Some(size));
+        }
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; chunk];
         let mut offset = 0u64;
