@@ -73,6 +73,21 @@ impl Default for ClientOptions {
     }
 }
 
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("insecure_registries", &self.insecure_registries)
+            .field("docker_config_dir", &self.docker_config_dir)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
+}
+
 /// How a blob is uploaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadMode {

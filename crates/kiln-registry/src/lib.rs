@@ -1,6 +1,6 @@
 //! kiln-registry moves images between kiln and OCI registries, byte for byte.
 //!
-//! - [`reference`]: Docker image references, parsed and normalized like Docker and BuildKit.
+//! - [`reference`](mod@reference): Docker image references, parsed and normalized like Docker and BuildKit.
 //! - [`Client`]: a blocking OCI distribution client (manifests and blobs, pull and push, bearer
 //!   and basic auth, retries), which verifies every byte it fetches against its digest.
 //! - [`Cache`]: a content-addressed blob and manifest cache that only ever exposes verified
