@@ -1,3 +1,60 @@
+//! `kiln`: build bit-for-bit reproducible container images without a daemon.
+//!
+//! This binary is the command line only; the work is done by the crates under `crates/`.
+
+mod cmd;
+mod fail;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+use crate::fail::Failure;
+
+const ABOUT: &str = "Daemonless builder of bit-for-bit reproducible container images";
+
+const LONG_ABOUT: &str = "\
+kiln reads a Dockerfile and a build context and writes the image itself: sorted tar entries,
+mtimes clamped to SOURCE_DATE_EPOCH, normalised permissions, Go-identical gzip. Two builds of the
+same source give the same image digest, anywhere, any day, and the same digest BuildKit v0.19.0
+gives with rewrite-timestamp=true.
+
+Exit codes: 0 success; 1 a check failed (digest mismatch, images differ); 2 bad input or usage;
+3 environment problem (sandbox unavailable, registry unreachable).";
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile and a context
+    Build(Box<cmd::build::BuildArgs>),
+    /// Show an image's index, manifest, config and digests, and check its digest
+    Analyze(cmd::analyze::AnalyzeArgs),
+}
+
 fn main() {
-    println!("kiln: under construction");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap: help/version exit 0; usage errors exit 2 per kiln's contract.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Build(a) => cmd::build::run(*a),
+        Command::Analyze(a) => cmd::analyze::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(Failure { code, message }) => {
+            eprintln!("error: {message}");
+            std::process::exit(code);
+        }
+    }
 }

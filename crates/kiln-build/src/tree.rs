@@ -56,8 +56,12 @@ pub enum Content {
     Path(PathBuf),
     /// Bytes held in memory (heredocs).
     Bytes(Arc<[u8]>),
-    /// A member of a layer: the data at `offset` in the uncompressed tar of `layer`.
-    Layer { layer: Arc<LayerBlob>, offset: u64 },
+    /// A member of a layer: `len` bytes at `offset` in the uncompressed tar of `layer`.
+    Layer {
+        layer: Arc<LayerBlob>,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A layer blob on disk that file contents can be read from.
@@ -73,7 +77,7 @@ impl Content {
         match self {
             Content::Path(p) => Ok(Box::new(File::open(p)?)),
             Content::Bytes(b) => Ok(Box::new(io::Cursor::new(b.clone()))),
-            Content::Layer { layer, offset } => {
+            Content::Layer { layer, offset, len } => {
                 let f = File::open(&layer.path)?;
                 let mut r: Box<dyn Read + Send> = if layer.gzip {
                     Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f)))
@@ -81,7 +85,7 @@ impl Content {
                     Box::new(io::BufReader::new(f))
                 };
                 io::copy(&mut (&mut r).take(*offset), &mut io::sink())?;
-                Ok(r)
+                Ok(Box::new(r.take(*len)))
             }
         }
     }
@@ -339,6 +343,29 @@ impl Tree {
             }
             Some(_) => Err(TreeError::NotADirectory(show(parent_path))),
             None => Err(TreeError::NotFound(show(parent_path))),
+        }
+    }
+
+    /// Inserts or replaces `node` at `path` without changing the parent's metadata (for
+    /// applying layers, where every entry carries its own times).
+    pub fn put(&mut self, path: &[u8], node: Node) -> Result<(), TreeError> {
+        let parent_path = parent(path).ok_or_else(|| TreeError::NotFound(show(path)))?;
+        match self.get_mut(parent_path) {
+            Some(Node::Dir { children, .. }) => {
+                children.insert(base(path).to_vec(), node);
+                Ok(())
+            }
+            Some(_) => Err(TreeError::NotADirectory(show(parent_path))),
+            None => Err(TreeError::NotFound(show(parent_path))),
+        }
+    }
+
+    /// Removes the node at `path` without changing the parent's metadata.
+    pub fn delete(&mut self, path: &[u8]) -> Option<Node> {
+        let parent_path = parent(path)?;
+        match self.get_mut(parent_path) {
+            Some(Node::Dir { children, .. }) => children.remove(base(path)),
+            _ => None,
         }
     }
 

@@ -235,6 +235,7 @@ pub fn untar_into(
                 content: Content::Layer {
                     layer: blob.clone(),
                     offset: tr.offset(),
+                    len: h.size as u64,
                 },
                 inode: new_inode(),
             },

@@ -9,6 +9,7 @@
 pub mod export;
 pub mod gojson;
 pub mod gotime;
+pub mod import;
 pub mod spec;
 pub mod store;
 

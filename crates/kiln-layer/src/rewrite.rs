@@ -4,7 +4,32 @@
 
 use std::io::{Read, Write};
 
-use crate::tar::{TarError, TarReader, TarWriter, Timestamp};
+use crate::tar::{Header, TarError, TarReader, TarWriter, Timestamp};
+use crate::LayerWriter;
+
+/// Anything tar entries can be written to: a plain [`TarWriter`] or a [`LayerWriter`].
+pub trait EntrySink {
+    fn write_header(&mut self, h: &Header) -> Result<(), TarError>;
+    fn copy_data<R: Read>(&mut self, r: R) -> Result<(), TarError>;
+}
+
+impl<W: Write> EntrySink for TarWriter<W> {
+    fn write_header(&mut self, h: &Header) -> Result<(), TarError> {
+        TarWriter::write_header(self, h)
+    }
+    fn copy_data<R: Read>(&mut self, r: R) -> Result<(), TarError> {
+        TarWriter::copy_data(self, r)
+    }
+}
+
+impl<W: Write> EntrySink for LayerWriter<W> {
+    fn write_header(&mut self, h: &Header) -> Result<(), TarError> {
+        LayerWriter::write_header(self, h)
+    }
+    fn copy_data<R: Read>(&mut self, r: R) -> Result<(), TarError> {
+        LayerWriter::copy_data(self, r)
+    }
+}
 
 /// Statistics of a rewrite, for progress and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,10 +40,10 @@ pub struct RewriteStats {
 
 /// Re-serialises the tar read from `input` into `out`, clamping times to `epoch` when given.
 /// Bytes after the archive's end marker are read and discarded, as BuildKit does.
-pub fn rewrite_tar<R: Read, W: Write>(
+pub fn rewrite_tar<R: Read, S: EntrySink>(
     input: R,
     epoch: Option<Timestamp>,
-    out: &mut TarWriter<W>,
+    out: &mut S,
 ) -> Result<RewriteStats, TarError> {
     let mut tr = TarReader::new(input);
     let mut stats = RewriteStats::default();

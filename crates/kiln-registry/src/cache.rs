@@ -114,7 +114,7 @@ impl Cache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let size_ok = size.map_or(true, |s| s == meta.len());
+        let size_ok = size.is_none_or(|s| s == meta.len());
         let digest_ok = size_ok
             && match verify {
                 Verify::Size => true,

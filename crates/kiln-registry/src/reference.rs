@@ -406,10 +406,7 @@ fn valid_host_port(s: &str) -> bool {
         };
         (host.split('.').all(valid_domain_component), port)
     };
-    host_ok
-        && port.map_or(true, |p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-        })
+    host_ok && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn valid_domain_component(c: &str) -> bool {

@@ -1,0 +1,441 @@
+//! Reading images: OCI layout directories, and docker- or OCI-format tarballs (an OCI
+//! layout in a tar, with or without `manifest.json`; also `docker save`'s older layout of
+//! `manifest.json` + `<id>/layer.tar`). Tarballs are indexed once and blobs are read by
+//! seeking, never extracted, so hostile member names cannot write anything anywhere.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use kiln_digest::{Digest, HashingReader};
+use kiln_layer::tar::{typeflag, TarReader};
+
+use crate::spec::{
+    media, Descriptor, DockerManifestRecord, ImageConfig, Index, Manifest, Platform,
+};
+use crate::store::BlobSource;
+use crate::ImageError;
+
+/// Largest JSON document (index, manifest, config) read into memory.
+pub const MAX_JSON: u64 = 16 << 20;
+
+/// Where an image is read from.
+pub enum ImageSource {
+    Layout(PathBuf),
+    Tarball {
+        path: PathBuf,
+        /// member name -> (data offset, size)
+        members: BTreeMap<String, (u64, u64)>,
+    },
+}
+
+fn invalid(what: impl Into<String>, message: impl Into<String>) -> ImageError {
+    ImageError::Invalid {
+        what: what.into(),
+        message: message.into(),
+    }
+}
+
+impl ImageSource {
+    /// Opens a layout directory or a tarball (optionally prefixed `oci-layout://`,
+    /// `oci:`, `docker-archive:` or `oci-archive:`).
+    pub fn open(spec: &str) -> Result<ImageSource, ImageError> {
+        let path = spec
+            .strip_prefix("oci-layout://")
+            .or_else(|| spec.strip_prefix("oci:"))
+            .or_else(|| spec.strip_prefix("docker-archive:"))
+            .or_else(|| spec.strip_prefix("oci-archive:"))
+            .unwrap_or(spec);
+        let path = PathBuf::from(path);
+        let md = std::fs::metadata(&path).map_err(|e| {
+            invalid(
+                path.display().to_string(),
+                format!("cannot open the image: {e}"),
+            )
+        })?;
+        if md.is_dir() {
+            if !path.join("index.json").is_file() {
+                return Err(invalid(
+                    path.display().to_string(),
+                    "is a directory but not an OCI layout (no index.json)",
+                ));
+            }
+            return Ok(ImageSource::Layout(path));
+        }
+        let f = File::open(&path)?;
+        let mut tr = TarReader::new(BufReader::new(f));
+        let mut members = BTreeMap::new();
+        loop {
+            let h = tr.next_header().map_err(|e| {
+                invalid(
+                    path.display().to_string(),
+                    format!("not a readable tar archive: {e}"),
+                )
+            })?;
+            let Some(h) = h else { break };
+            if h.typeflag != typeflag::REG && h.typeflag != typeflag::REG_A {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&h.name)
+                .trim_start_matches("./")
+                .to_string();
+            members.insert(name, (tr.offset(), h.size as u64));
+        }
+        if members.is_empty() {
+            return Err(invalid(
+                path.display().to_string(),
+                "is not an image tarball (no files in it)",
+            ));
+        }
+        Ok(ImageSource::Tarball { path, members })
+    }
+
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ImageSource::Layout(p) => format!("OCI layout {}", p.display()),
+            ImageSource::Tarball { path, .. } => format!("tarball {}", path.display()),
+        }
+    }
+
+    fn open_member(&self, name: &str) -> io::Result<Option<(Box<dyn Read + '_>, u64)>> {
+        match self {
+            ImageSource::Layout(dir) => {
+                let p = dir.join(name);
+                match File::open(&p) {
+                    Ok(f) => {
+                        let len = f.metadata()?.len();
+                        Ok(Some((Box::new(f), len)))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            ImageSource::Tarball { path, members } => match members.get(name) {
+                Some(&(off, size)) => {
+                    let mut f = File::open(path)?;
+                    f.seek(SeekFrom::Start(off))?;
+                    Ok(Some((Box::new(f.take(size)), size)))
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// A small file (JSON) of the image, or `None`.
+    pub fn read_small(&self, name: &str) -> Result<Option<Vec<u8>>, ImageError> {
+        match self.open_member(name)? {
+            None => Ok(None),
+            Some((r, len)) => {
+                if len > MAX_JSON {
+                    return Err(invalid(
+                        format!("{} in {}", name, self.describe()),
+                        format!("is {len} bytes, more than the {MAX_JSON}-byte limit"),
+                    ));
+                }
+                let mut buf = Vec::with_capacity(len as usize);
+                r.take(MAX_JSON).read_to_end(&mut buf)?;
+                Ok(Some(buf))
+            }
+        }
+    }
+
+    /// Reads a blob fully and checks its digest (for JSON blobs).
+    pub fn read_blob_verified(&self, d: &Digest) -> Result<Vec<u8>, ImageError> {
+        let name = format!("blobs/sha256/{}", d.hex());
+        let bytes = self.read_small(&name)?.ok_or(ImageError::MissingBlob(*d))?;
+        let actual = Digest::of(&bytes);
+        if actual != *d {
+            return Err(ImageError::Blob {
+                digest: *d,
+                message: format!("content has digest {actual}"),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Opens a blob that verifies its digest and size when read to the end: reading past
+    /// the end reports a mismatch as an error.
+    pub fn open_blob_verified(
+        &self,
+        d: &Digest,
+        size: u64,
+    ) -> Result<VerifiedReader<'_>, ImageError> {
+        let name = format!("blobs/sha256/{}", d.hex());
+        let (r, len) = self
+            .open_member(&name)?
+            .ok_or(ImageError::MissingBlob(*d))?;
+        if len != size {
+            return Err(ImageError::Blob {
+                digest: *d,
+                message: format!("is {len} bytes, the manifest says {size}"),
+            });
+        }
+        Ok(VerifiedReader {
+            inner: Some(HashingReader::new(r)),
+            expected: *d,
+        })
+    }
+}
+
+impl BlobSource for ImageSource {
+    fn open_blob(&self, digest: &Digest) -> io::Result<Option<Box<dyn Read + '_>>> {
+        Ok(self
+            .open_member(&format!("blobs/sha256/{}", digest.hex()))?
+            .map(|(r, _)| r))
+    }
+}
+
+/// A reader that fails at the end of the stream if the bytes did not have the digest.
+pub struct VerifiedReader<'a> {
+    inner: Option<HashingReader<Box<dyn Read + 'a>>>,
+    expected: Digest,
+}
+
+impl Read for VerifiedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let (_, d, _) = self.inner.take().expect("present").finish();
+            if d != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("blob {} has digest {d}", self.expected),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// An image as found in a source, with every JSON document verified against its digest.
+#[derive(Clone, Debug)]
+pub struct LoadedImage {
+    /// `index.json` (bytes and parsed) when the source has one.
+    pub index: Option<(Vec<u8>, Index)>,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_digest: Digest,
+    pub manifest_media_type: String,
+    pub manifest: Manifest,
+    pub config_bytes: Vec<u8>,
+    pub config: ImageConfig,
+}
+
+impl LoadedImage {
+    pub fn platform(&self) -> Platform {
+        self.config.platform()
+    }
+}
+
+/// Loads the single image in `source` (or the one for `platform` from a multi-platform
+/// index; or the one whose manifest has `digest`).
+pub fn load(
+    source: &ImageSource,
+    platform: Option<&Platform>,
+    digest: Option<&Digest>,
+) -> Result<LoadedImage, ImageError> {
+    let what = source.describe();
+    if let Some(index_bytes) = source.read_small("index.json")? {
+        let index: Index = serde_json::from_slice(&index_bytes)
+            .map_err(|e| invalid(format!("index.json in {what}"), e.to_string()))?;
+        let desc = select(&index, source, platform, digest, &what)?;
+        return load_manifest(source, desc, Some((index_bytes, index)), platform);
+    }
+    if let Some(mj) = source.read_small("manifest.json")? {
+        return load_docker_save(source, &mj, &what);
+    }
+    Err(invalid(
+        what,
+        "has neither index.json nor manifest.json: not an image",
+    ))
+}
+
+fn select(
+    index: &Index,
+    source: &ImageSource,
+    platform: Option<&Platform>,
+    digest: Option<&Digest>,
+    what: &str,
+) -> Result<Descriptor, ImageError> {
+    if let Some(d) = digest {
+        // By digest: directly listed, or inside a nested index.
+        if let Some(m) = index.manifests.iter().find(|m| m.digest == *d) {
+            return Ok(m.clone());
+        }
+        for m in &index.manifests {
+            if is_index(&m.media_type) {
+                let bytes = source.read_blob_verified(&m.digest)?;
+                let nested: Index = serde_json::from_slice(&bytes)
+                    .map_err(|e| invalid(format!("index {} in {what}", m.digest), e.to_string()))?;
+                if let Some(x) = nested.manifests.iter().find(|x| x.digest == *d) {
+                    return Ok(x.clone());
+                }
+            }
+        }
+        // A manifest blob that the index does not list (e.g. a layout holding several).
+        let bytes = source.read_blob_verified(d)?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("manifest {d} in {what}"), e.to_string()))?;
+        let mt = if m.media_type.is_empty() {
+            media::OCI_MANIFEST.to_string()
+        } else {
+            m.media_type.clone()
+        };
+        return Ok(Descriptor::new(&mt, *d, bytes.len() as u64));
+    }
+    // Several index entries for the same manifest (one per name) are one image.
+    let mut unique: Vec<&Descriptor> = Vec::new();
+    for m in &index.manifests {
+        if !unique.iter().any(|u| u.digest == m.digest) {
+            unique.push(m);
+        }
+    }
+    match unique.as_slice() {
+        [] => Err(invalid(
+            format!("index.json in {what}"),
+            "lists no manifests",
+        )),
+        [one] if !is_index(&one.media_type) => Ok((*one).clone()),
+        [one] => {
+            let bytes = source.read_blob_verified(&one.digest)?;
+            let nested: Index = serde_json::from_slice(&bytes)
+                .map_err(|e| invalid(format!("index {} in {what}", one.digest), e.to_string()))?;
+            select(&nested, source, platform, None, what)
+        }
+        many => {
+            let want = platform.ok_or_else(|| {
+                invalid(
+                    what,
+                    "holds several images; choose one with a platform or a manifest digest",
+                )
+            })?;
+            many.iter()
+                .find(|m| {
+                    m.platform.as_ref().is_some_and(|p| {
+                        p.os == want.os
+                            && p.architecture == want.architecture
+                            && (want.variant.is_empty() || p.variant == want.variant)
+                    })
+                })
+                .map(|m| (*m).clone())
+                .ok_or_else(|| invalid(what, format!("has no image for {}", want.display())))
+        }
+    }
+}
+
+fn is_index(mt: &str) -> bool {
+    mt == media::OCI_INDEX || mt == media::DOCKER_LIST
+}
+
+fn load_manifest(
+    source: &ImageSource,
+    desc: Descriptor,
+    index: Option<(Vec<u8>, Index)>,
+    platform: Option<&Platform>,
+) -> Result<LoadedImage, ImageError> {
+    let what = source.describe();
+    let bytes = source.read_blob_verified(&desc.digest)?;
+    if is_index(&desc.media_type) {
+        let nested: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("index {} in {what}", desc.digest), e.to_string()))?;
+        let d = select(&nested, source, platform, None, &what)?;
+        return load_manifest(source, d, index, platform);
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("manifest {} in {what}", desc.digest), e.to_string()))?;
+    let config_bytes = source.read_blob_verified(&manifest.config.digest)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        invalid(
+            format!("config {} in {what}", manifest.config.digest),
+            e.to_string(),
+        )
+    })?;
+    let mt = if !desc.media_type.is_empty() {
+        desc.media_type.clone()
+    } else if !manifest.media_type.is_empty() {
+        manifest.media_type.clone()
+    } else {
+        media::OCI_MANIFEST.to_string()
+    };
+    Ok(LoadedImage {
+        index,
+        manifest_digest: desc.digest,
+        manifest_bytes: bytes,
+        manifest_media_type: mt,
+        manifest,
+        config_bytes,
+        config,
+    })
+}
+
+/// `docker save`'s older layout: `manifest.json` names a config file and uncompressed layer
+/// tars by path. A manifest is synthesised (uncompressed layers) so the rest of kiln can
+/// treat it like any image; its digest is not a registry digest.
+fn load_docker_save(
+    source: &ImageSource,
+    mj: &[u8],
+    what: &str,
+) -> Result<LoadedImage, ImageError> {
+    let records: Vec<DockerManifestRecord> = serde_json::from_slice(mj)
+        .map_err(|e| invalid(format!("manifest.json in {what}"), e.to_string()))?;
+    let rec = match records.as_slice() {
+        [one] => one,
+        [] => {
+            return Err(invalid(
+                format!("manifest.json in {what}"),
+                "lists no images",
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                format!("manifest.json in {what}"),
+                "lists several images; kiln reads one image per archive",
+            ))
+        }
+    };
+    let config_bytes = source
+        .read_small(&rec.config)?
+        .ok_or_else(|| invalid(what, format!("config {} is missing", rec.config)))?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| invalid(format!("{} in {what}", rec.config), e.to_string()))?;
+    let mut layers = Vec::new();
+    for l in &rec.layers {
+        let (r, size) = source
+            .open_member(l)?
+            .ok_or_else(|| invalid(what, format!("layer {l} is missing")))?;
+        let (digest, _) = kiln_digest::digest_reader(r)?;
+        layers.push(Descriptor::new(media::DOCKER_LAYER, digest, size));
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: media::DOCKER_MANIFEST.into(),
+        artifact_type: String::new(),
+        config: Descriptor::new(
+            media::DOCKER_CONFIG,
+            Digest::of(&config_bytes),
+            config_bytes.len() as u64,
+        ),
+        layers,
+        subject: None,
+        annotations: BTreeMap::new(),
+    };
+    let manifest_bytes = crate::gojson::to_vec_indent(&manifest);
+    Ok(LoadedImage {
+        index: None,
+        manifest_digest: Digest::of(&manifest_bytes),
+        manifest_bytes,
+        manifest_media_type: media::DOCKER_MANIFEST.into(),
+        manifest,
+        config_bytes,
+        config,
+    })
+}
+
+/// Path of a layout or tarball given on the command line, for messages.
+pub fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
