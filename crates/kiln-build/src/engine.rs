@@ -913,6 +913,11 @@ impl Builder<'_> {
                     },
                 ));
             }
+            if from_context && climbs_out(src) {
+                return Err(BuildError::input(format!(
+                    "{cmd} source {src:?} points outside the build context"
+                )));
+            }
             let src_abs = normalize_path("/", src, false);
             if from_context {
                 check_context_source(&src_tree, &src_abs, src)?;
@@ -1267,6 +1272,27 @@ fn copy_error(cmd: &str, src: &str, e: CopyError) -> BuildError {
         }
         other => BuildError::input(format!("{cmd} {src}: {other}")),
     }
+}
+
+/// Does a relative source path climb above the context root (`../x`, `a/../../x`)?
+fn climbs_out(src: &str) -> bool {
+    if src.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0i64;
+    for c in src.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
 }
 
 /// A source in the build context must stay inside it: kiln refuses a symlink that points

@@ -1,0 +1,158 @@
+//! Bad input never panics and never half-writes: each case exits 2 with a message naming the
+//! file and line (or path), and leaves no output file behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+struct Case {
+    name: &'static str,
+    dockerfile: &'static str,
+    /// Text the error message must contain.
+    expect: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown instruction",
+        dockerfile: "FROM scratch\nFROBNICATE x\n",
+        expect: &["Dockerfile:2", "unknown instruction"],
+    },
+    Case {
+        name: "unterminated quote",
+        dockerfile: "FROM scratch\nENV A=\"never closed\n",
+        expect: &["Dockerfile:2", "quote"],
+    },
+    Case {
+        name: "unterminated heredoc",
+        dockerfile: "FROM scratch\nCOPY <<EOF /x\nline one\nline two\n",
+        expect: &["Dockerfile:2", "heredoc"],
+    },
+    Case {
+        name: "no FROM",
+        dockerfile: "COPY a /a\n",
+        expect: &["Dockerfile:1"],
+    },
+    Case {
+        name: "COPY from outside the context",
+        dockerfile: "FROM scratch\nCOPY ../outside/secret /secret\n",
+        expect: &["Dockerfile:2", "outside the build context"],
+    },
+    Case {
+        name: "missing source",
+        dockerfile: "FROM scratch\nCOPY present.txt /\nCOPY missing.txt /\n",
+        expect: &["Dockerfile:3", "missing.txt", "not found"],
+    },
+    Case {
+        name: "symlink out of the context",
+        dockerfile: "FROM scratch\nCOPY escape/passwd /p\n",
+        expect: &["Dockerfile:2", "outside the build context"],
+    },
+    Case {
+        name: "RUN without a sandbox base",
+        dockerfile: "FROM scratch\nRUN true\n",
+        expect: &["Dockerfile:2"],
+    },
+];
+
+fn no_leftovers(dir: &Path, out: &Path) {
+    assert!(
+        !out.exists(),
+        "{} must not exist after a failed build",
+        out.display()
+    );
+    for e in std::fs::read_dir(dir).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!n.starts_with(".kiln-"), "temporary file {n} left behind");
+    }
+}
+
+#[test]
+fn each_bad_input_exits_2_naming_the_line_and_writes_nothing() {
+    for case in CASES {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), case.dockerfile).unwrap();
+        std::fs::write(ctx.join("present.txt"), "here\n").unwrap();
+        std::os::unix::fs::symlink("../../etc", ctx.join("escape")).unwrap();
+        let out_dir = tmp.path().join("out");
+        std::fs::create_dir(&out_dir).unwrap();
+        let out = out_dir.join("image.tar");
+        let r = kiln()
+            .args(["build", "--progress", "quiet", "-o"])
+            .arg(&out)
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{}: exit code; stderr: {err}",
+            case.name
+        );
+        for want in case.expect {
+            assert!(err.contains(want), "{}: {want:?} not in {err:?}", case.name);
+        }
+        assert!(!err.contains("panicked"), "{}: {err}", case.name);
+        no_leftovers(&out_dir, &out);
+    }
+}
+
+#[test]
+fn unwritable_output_paths_exit_2_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(ctx.join("a"), "a\n").unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for out in [
+        tmp.path().join("no/such/dir/image.tar"),
+        file.join("image.tar"),
+        Path::new("/proc/kiln-cannot-write-here.tar").to_path_buf(),
+        tmp.path().to_path_buf(),
+    ] {
+        let r = kiln()
+            .args(["build", "--progress", "quiet", "-o"])
+            .arg(&out)
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(
+            err.contains(&out.display().to_string()),
+            "message names {}: {err}",
+            out.display()
+        );
+        if out != tmp.path() {
+            assert!(!out.exists());
+        }
+    }
+}
+
+#[test]
+fn bad_flags_and_missing_dockerfile_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = kiln()
+        .args(["build", "--sde", "yesterday"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--sde"));
+    let r = kiln().args(["build"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("Dockerfile"));
+    let r = kiln()
+        .args(["build", "--format", "zip"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+}

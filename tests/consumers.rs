@@ -1,0 +1,170 @@
+//! Real consumers read kiln's output: skopeo (docker-archive:, oci-archive:) and umoci
+//! (unpack of the OCI layout gives the expected files, modes, owners and links).
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn context(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/tool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::write(dir.join("secret.txt"), "s3cret\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(dir.join("data.txt"), "data\n").unwrap();
+    std::fs::hard_link(dir.join("data.txt"), dir.join("data-link.txt")).unwrap();
+    std::os::unix::fs::symlink("bin/tool", dir.join("tool-link")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY . /app/\nCOPY --chown=1000:1001 --chmod=0640 data.txt /home/owned.txt\nWORKDIR /srv\n",
+    )
+    .unwrap();
+}
+
+fn build(ctx: &Path, out: &Path, format: &str) {
+    run_ok(
+        kiln()
+            .args([
+                "build",
+                "--progress",
+                "quiet",
+                "--sde",
+                "1700000000",
+                "-t",
+                "kiln-test:1.0",
+            ])
+            .args(["--format", format, "-o"])
+            .arg(out)
+            .arg(ctx),
+    );
+}
+
+#[test]
+fn skopeo_reads_docker_and_oci_tarballs() {
+    if !have("skopeo") {
+        eprintln!("SKIPPED: skopeo is not installed (apt-get install skopeo)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(&ctx);
+    let docker = tmp.path().join("image.tar");
+    let oci = tmp.path().join("image.oci.tar");
+    build(&ctx, &docker, "docker");
+    build(&ctx, &oci, "oci");
+
+    let out = run_ok(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", docker.display())),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["Architecture"],
+        std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64")
+    );
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
+
+    let copied = tmp.path().join("copied");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("oci-archive:{}", oci.display()))
+            .arg(format!("oci:{}:copied", copied.display())),
+    );
+    assert!(copied.join("index.json").is_file());
+    // The manifest survives the copy unchanged: same digest in the new layout.
+    let ours = run_ok(kiln().args(["analyze", "--json"]).arg(&oci));
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copied.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], ours["imageDigest"]);
+
+    // docker-archive -> oci layout works too.
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("docker-archive:{}", docker.display()))
+            .arg(format!("oci:{}:fromdocker", copied.display())),
+    );
+}
+
+#[test]
+fn umoci_unpacks_the_expected_tree() {
+    if !have("umoci") || !is_root() {
+        eprintln!("SKIPPED: umoci unpack needs umoci and root here");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(&ctx);
+    let layout = tmp.path().join("layout");
+    build(&ctx, &layout, "oci-dir");
+    let bundle = tmp.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:1.0", layout.display()))
+            .arg(&bundle),
+    );
+    let root = bundle.join("rootfs");
+    let md = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("app/bin/tool")).unwrap(),
+        "#!/bin/sh\necho tool\n"
+    );
+    assert_eq!(md("app/bin/tool").mode() & 0o7777, 0o4755);
+    assert_eq!(md("app/secret.txt").mode() & 0o7777, 0o600);
+    assert_eq!(
+        (md("app/secret.txt").uid(), md("app/secret.txt").gid()),
+        (0, 0)
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("app/tool-link")).unwrap(),
+        Path::new("bin/tool")
+    );
+    assert_eq!(
+        md("app/data.txt").ino(),
+        md("app/data-link.txt").ino(),
+        "hard link kept"
+    );
+    assert_eq!(md("home/owned.txt").mode() & 0o7777, 0o640);
+    assert_eq!(
+        (md("home/owned.txt").uid(), md("home/owned.txt").gid()),
+        (1000, 1001)
+    );
+    assert_eq!(
+        (md("home").uid(), md("home").gid()),
+        (1000, 1001),
+        "--chown owns created parents"
+    );
+    assert!(md("srv").is_dir());
+    assert_eq!(
+        md("app/data.txt").mtime(),
+        1700000000.min(md("app/data.txt").mtime())
+    );
+}
