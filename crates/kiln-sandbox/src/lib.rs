@@ -14,11 +14,23 @@
 //! * [`snapshot`]: the plain-tree fallback's copy of the lowers, and clean-up helpers.
 
 mod changes;
+mod container;
 mod error;
+mod exec;
 mod layers;
+mod rootpath;
+mod sandbox;
 pub mod snapshot;
+mod spec;
 pub mod user;
+pub mod userns;
 
 pub use changes::{changes, same_dirent, tree_changes, Change, ChangeKind};
 pub use error::{Error, Result};
+pub use exec::DEFAULT_CAPS;
 pub use layers::{is_opaque, is_whiteout, locate, Entry, LayerStack};
+pub use rootpath::root_path;
+pub use sandbox::{run, HOSTS, RESOLV_CONF_NO_NETWORK};
+pub use spec::{
+    ExitStatus, Mount, Network, Rootfs, RunOutcome, RunSpec, DEFAULT_PATH_ENV, OUTPUT_TAIL,
+};

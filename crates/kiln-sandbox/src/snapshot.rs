@@ -8,7 +8,6 @@
 //! stay hard links.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -168,12 +167,4 @@ pub fn fix_permissions(path: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A path as a C string (paths with NUL bytes cannot exist on Linux).
-pub(crate) fn cstring(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| crate::Error::Spec(format!(
-        "path contains a NUL byte: {}",
-        p.display()
-    )))
 }
