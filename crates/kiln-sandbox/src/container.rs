@@ -122,6 +122,8 @@ fn one_line(s: &str) -> String {
 /// The container's pid 1.
 pub(crate) fn init(plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // What `ps` in the container shows for pid 1, whatever thread forked us.
+    let _ = nix::sys::prctl::set_name(c"kiln-init");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_init(plan, out_w, &status_w)));
     match result {
         Ok(Ok(line)) => report(&status_w, &line),
@@ -409,9 +411,8 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
     for (target, link) in links {
         std::os::unix::fs::symlink(target, at(link)).step(|| format!("create {link}"))?;
     }
-    if Path::new("/proc/kcore").exists() {
-        std::os::unix::fs::symlink("/proc/kcore", at("/dev/core")).step(|| "create /dev/core".into())?;
-    }
+    // runc also links /dev/core to /proc/kcore when the host has one; left out so that the
+    // container's /dev never depends on the host.
 
     let sys = at("/sys");
     let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
