@@ -126,9 +126,18 @@ pub(crate) fn run(cmd: &Command, out_w: &OwnedFd, status_w: &OwnedFd) -> ! {
     let Ok(path) = CString::new(program) else {
         fail("program path contains a NUL byte".into())
     };
-    match nix::unistd::execve(&path, &cmd.argv, &cmd.envp) {
-        Err(err) => fail(format!("exec {:?}: {err}", cmd.program)),
-        Ok(never) => match never {},
+    // ETXTBSY: another thread of the caller may have forked while the program file was open
+    // for writing; that descriptor is closed right after such forks, so retry briefly.
+    let mut tries = 0;
+    loop {
+        match nix::unistd::execve(&path, &cmd.argv, &cmd.envp) {
+            Err(nix::errno::Errno::ETXTBSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err) => fail(format!("exec {:?}: {err}", cmd.program)),
+            Ok(never) => match never {},
+        }
     }
 }
 

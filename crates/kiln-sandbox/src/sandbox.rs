@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -246,6 +246,9 @@ fn parse_report(report: &str, program: &str) -> Result<Option<ExitStatus>> {
 /// First child: enter the new namespaces, start init as pid 1, pass its exit on.
 fn shim(flags: CloneFlags, plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // Descriptors other threads of the caller had open at fork time (say, a file being written
+    // that some later RUN executes: ETXTBSY) must not live as long as the sandbox.
+    close_all_but(&[out_w.as_raw_fd(), status_w.as_raw_fd()]);
     if let Err(e) = nix::sched::unshare(flags) {
         container::report(&status_w, &format!("S\tunshare namespaces\t{e}\n"));
         container::exit(1);
@@ -271,6 +274,22 @@ fn shim(flags: CloneFlags, plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! 
             container::exit(1)
         }
     }
+}
+
+/// Closes every descriptor from 3 up except `keep`.
+fn close_all_but(keep: &[i32]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep.into_iter().filter_map(|k| u32::try_from(k).ok()) {
+        if fd > from {
+            // SAFETY: closing descriptors this (forked, single-threaded) process owns.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) };
+        }
+        from = from.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
 }
 
 /// Prepares a `RUN --mount` for the init process.
