@@ -68,7 +68,13 @@ fn main() {
     for c in &changes {
         if c.kind != kiln_sandbox::ChangeKind::Delete {
             let m = std::fs::symlink_metadata(upper.join(&c.path)).expect("stat");
-            println!("owner {} {} {} {:o}", c.path.display(), m.uid(), m.gid(), m.mode() & 0o7777);
+            println!(
+                "owner {} {} {} {:o}",
+                c.path.display(),
+                m.uid(),
+                m.gid(),
+                m.mode() & 0o7777
+            );
         }
     }
 }

@@ -151,7 +151,11 @@ fn double_walk(
     a_is_dir: bool,
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    let a_entries = if a_is_dir { a.read_dir(dir)? } else { Vec::new() };
+    let a_entries = if a_is_dir {
+        a.read_dir(dir)?
+    } else {
+        Vec::new()
+    };
     let b_entries = b.read_dir(dir)?;
     let mut ai = a_entries.into_iter().peekable();
     let mut bi = b_entries.into_iter().peekable();
@@ -221,7 +225,10 @@ pub fn same_dirent(a: &Entry, b: &Entry) -> Result<bool> {
     if am.dev() == bm.dev() && am.ino() == bm.ino() {
         return Ok(true);
     }
-    if am.mode() != bm.mode() || am.uid() != bm.uid() || am.gid() != bm.gid() || am.rdev() != bm.rdev()
+    if am.mode() != bm.mode()
+        || am.uid() != bm.uid()
+        || am.gid() != bm.gid()
+        || am.rdev() != bm.rdev()
     {
         return Ok(false);
     }

@@ -49,7 +49,10 @@ pub(crate) enum PlannedMount {
         is_dir: bool,
     },
     /// A writable view of a directory whose writes are discarded.
-    Overlay { options: String, target: String },
+    Overlay {
+        options: String,
+        target: String,
+    },
 }
 
 impl PlannedMount {
@@ -124,7 +127,9 @@ pub(crate) fn init(plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // What `ps` in the container shows for pid 1, whatever thread forked us.
     let _ = nix::sys::prctl::set_name(c"kiln-init");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_init(plan, out_w, &status_w)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_init(plan, out_w, &status_w)
+    }));
     match result {
         Ok(Ok(line)) => report(&status_w, &line),
         Ok(Err(e)) => report(
@@ -140,8 +145,14 @@ pub(crate) fn init(plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
 struct Mounted(Vec<PathBuf>);
 
 fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .step(|| "make mounts private".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(|| "make mounts private".into())?;
     if plan.network == Network::None {
         loopback_up().step(|| "bring up lo".into())?;
     }
@@ -160,13 +171,21 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
             // (overlayfs clones the upper dir's mount, which must be ours).
             let mut fds = Vec::new();
             let mut fd_path = |p: &Path| -> Step<String> {
-                let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                    .step(|| format!("open {}", p.display()))?;
+                let fd = nix::fcntl::open(
+                    p,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .step(|| format!("open {}", p.display()))?;
                 let s = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 fds.push(fd);
                 Ok(s)
             };
-            let lower_opt = lowers.iter().map(|l| fd_path(l)).collect::<Step<Vec<_>>>()?.join(":");
+            let lower_opt = lowers
+                .iter()
+                .map(|l| fd_path(l))
+                .collect::<Step<Vec<_>>>()?
+                .join(":");
             let mut options = format!(
                 "lowerdir={lower_opt},upperdir={},workdir={},index=off,metacopy=off",
                 fd_path(upper)?,
@@ -175,13 +194,29 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
             // In a user namespace only user.overlay.* xattrs can be written (and redirects are
             // off anyway); as real root redirect_dir must be off explicitly: BuildKit's differ
             // refuses redirects.
-            options.push_str(if *userxattr { ",userxattr" } else { ",redirect_dir=off" });
-            mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-                .step(|| format!("mount overlay ({options})"))?;
+            options.push_str(if *userxattr {
+                ",userxattr"
+            } else {
+                ",redirect_dir=off"
+            });
+            mount(
+                Some("overlay"),
+                root,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .step(|| format!("mount overlay ({options})"))?;
             drop(fds);
         }
-        RootSource::Bind(dir) => mount(Some(dir.as_path()), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .step(|| format!("bind {}", dir.display()))?,
+        RootSource::Bind(dir) => mount(
+            Some(dir.as_path()),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| format!("bind {}", dir.display()))?,
     }
 
     // BuildKit's MountStubsCleaner looks before anything is created.
@@ -191,12 +226,15 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
 
     let passwd = read_in_root(root, "/etc/passwd");
     let group = read_in_root(root, "/etc/group");
-    let user = crate::user::resolve(&passwd, &group, &plan.user).step(|| format!("resolve user {:?}", plan.user))?;
+    let user = crate::user::resolve(&passwd, &group, &plan.user)
+        .step(|| format!("resolve user {:?}", plan.user))?;
 
     // The working directory is created like BuildKit does (MkdirAllAndChown 0755): it stays.
-    let cwd = root_path(root, Path::new(&plan.cwd)).step(|| format!("resolve working directory {}", plan.cwd))?;
+    let cwd = root_path(root, Path::new(&plan.cwd))
+        .step(|| format!("resolve working directory {}", plan.cwd))?;
     if fs::metadata(&cwd).is_err() {
-        mkdir_all_chown(&cwd, user.uid, user.gid).step(|| format!("create working directory {}", plan.cwd))?;
+        mkdir_all_chown(&cwd, user.uid, user.gid)
+            .step(|| format!("create working directory {}", plan.cwd))?;
     }
 
     let mut mounted = Mounted(Vec::new());
@@ -209,7 +247,8 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
     umount2(".", MntFlags::MNT_DETACH).step(|| "detach old root".into())?;
     nix::unistd::chdir("/").step(|| "chdir /".into())?;
 
-    let setgroups_allowed = fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    let setgroups_allowed =
+        fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
     let command = crate::exec::Command::prepare(plan, &user, setgroups_allowed);
 
     // SAFETY: this process is single-threaded (a fork of a fork).
@@ -223,7 +262,10 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
     let status = reap(child);
     // Whatever the command left running dies with it, as when a container's pid 1 exits.
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    while !matches!(waitpid(Pid::from_raw(-1), None), Err(nix::errno::Errno::ECHILD)) {}
+    while !matches!(
+        waitpid(Pid::from_raw(-1), None),
+        Err(nix::errno::Errno::ECHILD)
+    ) {}
 
     for m in mounted.0.iter().rev() {
         let _ = umount2(m.as_path(), MntFlags::MNT_DETACH);
@@ -237,7 +279,9 @@ fn reap(child: Pid) -> String {
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => return format!("X\t{code}\n"),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return format!("K\t{}\n", sig as i32),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                return format!("K\t{}\n", sig as i32)
+            }
             Err(nix::errno::Errno::ECHILD) => return "X\t255\n".into(),
             _ => continue,
         }
@@ -292,13 +336,17 @@ fn mkdir_all(path: &Path) -> io::Result<()> {
 fn record_stubs(root: &Path, targets: &[String]) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for t in targets {
-        let Ok(mut real) = root_path(root, Path::new(t)) else { continue };
+        let Ok(mut real) = root_path(root, Path::new(t)) else {
+            continue;
+        };
         if real == root {
             continue;
         }
         loop {
             match fs::symlink_metadata(&real) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) => {}
                 _ => break,
             }
             if let Ok(rel) = real.strip_prefix(root) {
@@ -319,7 +367,9 @@ fn remove_stubs(stubs: &[PathBuf]) {
     let root = Path::new("/");
     for s in stubs {
         let Ok(p) = root_path(root, s) else { continue };
-        let Ok(st) = fs::symlink_metadata(&p) else { continue };
+        let Ok(st) = fs::symlink_metadata(&p) else {
+            continue;
+        };
         if st.is_dir() {
             match fs::read_dir(&p) {
                 Ok(mut rd) => {
@@ -337,8 +387,14 @@ fn remove_stubs(stubs: &[PathBuf]) {
             Ok(rp) if rp == parent => {}
             _ => continue,
         }
-        let Ok(pst) = fs::metadata(parent) else { continue };
-        let removed = if st.is_dir() { fs::remove_dir(&p) } else { fs::remove_file(&p) };
+        let Ok(pst) = fs::metadata(parent) else {
+            continue;
+        };
+        let removed = if st.is_dir() {
+            fs::remove_dir(&p)
+        } else {
+            fs::remove_file(&p)
+        };
         let _ = removed;
         let atime = nix::sys::time::TimeSpec::new(pst.atime(), pst.atime_nsec());
         let mtime = nix::sys::time::TimeSpec::new(pst.mtime(), pst.mtime_nsec());
@@ -369,7 +425,13 @@ const MASKED: [&str; 11] = [
     "/sys/devices/virtual/powercap",
     "/proc/scsi",
 ];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
     let at = |p: &str| root.join(p.trim_start_matches('/'));
@@ -380,26 +442,56 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
     for d in ["/proc", "/dev", "/sys"] {
         mkdir_all(&at(d)).step(|| format!("create {d}"))?;
     }
-    mount(Some("proc"), &at("/proc"), Some("proc"), nosuid_nodev_noexec, None::<&str>)
-        .step(|| "mount /proc".into())?;
+    mount(
+        Some("proc"),
+        &at("/proc"),
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None::<&str>,
+    )
+    .step(|| "mount /proc".into())?;
     mounted.0.push("/proc".into());
 
-    mount(Some("tmpfs"), &at("/dev"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))
-        .step(|| "mount /dev".into())?;
+    mount(
+        Some("tmpfs"),
+        &at("/dev"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .step(|| "mount /dev".into())?;
     mounted.0.push("/dev".into());
     for d in ["/dev/pts", "/dev/shm"] {
         mkdir_all(&at(d)).step(|| format!("create {d}"))?;
     }
-    mount(Some("devpts"), &at("/dev/pts"), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))
-        .step(|| "mount /dev/pts".into())?;
-    mount(Some("shm"), &at("/dev/shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))
-        .step(|| "mount /dev/shm".into())?;
+    mount(
+        Some("devpts"),
+        &at("/dev/pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .step(|| "mount /dev/pts".into())?;
+    mount(
+        Some("shm"),
+        &at("/dev/shm"),
+        Some("tmpfs"),
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+    )
+    .step(|| "mount /dev/shm".into())?;
     for d in DEVICES {
         let target = at(&format!("/dev/{d}"));
         fs::File::create(&target).step(|| format!("create /dev/{d}"))?;
         let host = format!("/dev/{d}");
-        mount(Some(host.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .step(|| format!("bind /dev/{d}"))?;
+        mount(
+            Some(host.as_str()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .step(|| format!("bind /dev/{d}"))?;
     }
     let links = [
         ("/proc/self/fd", "/dev/fd"),
@@ -418,50 +510,96 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
     let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
     if mount(Some("sysfs"), &sys, Some("sysfs"), ro, None::<&str>).is_err() {
         // sysfs needs a network namespace of our own in a user namespace; else bind the host's.
-        mount(Some("/sys"), &sys, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .step(|| "bind /sys".into())?;
+        mount(
+            Some("/sys"),
+            &sys,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| "bind /sys".into())?;
         remount_ro(&sys).step(|| "make /sys read-only".into())?;
     }
     mounted.0.push("/sys".into());
 
-    for (source, target) in [(&plan.resolv_file, "/etc/resolv.conf"), (&plan.hosts_file, "/etc/hosts")] {
+    for (source, target) in [
+        (&plan.resolv_file, "/etc/resolv.conf"),
+        (&plan.hosts_file, "/etc/hosts"),
+    ] {
         let dest = bind_target(root, target, true).step(|| format!("create {target}"))?;
-        mount(Some(source.as_path()), &dest, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .step(|| format!("bind {target}"))?;
+        mount(
+            Some(source.as_path()),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .step(|| format!("bind {target}"))?;
         remount_ro(&dest).step(|| format!("make {target} read-only"))?;
         mounted.0.push(container_path(root, &dest));
     }
 
     for m in &plan.mounts {
         let target = m.target();
-        let dest = bind_target(root, target, m.target_is_file()).step(|| format!("create mount point {target}"))?;
+        let dest = bind_target(root, target, m.target_is_file())
+            .step(|| format!("create mount point {target}"))?;
         match m {
-            PlannedMount::Tmpfs { .. } => {
-                mount(Some("tmpfs"), &dest, Some("tmpfs"), MsFlags::MS_NOSUID, None::<&str>)
-                    .step(|| format!("mount tmpfs on {target}"))?
-            }
-            PlannedMount::Bind { source, readonly, .. } => {
-                mount(Some(source.as_path()), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .step(|| format!("bind {} on {target}", source.display()))?;
+            PlannedMount::Tmpfs { .. } => mount(
+                Some("tmpfs"),
+                &dest,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID,
+                None::<&str>,
+            )
+            .step(|| format!("mount tmpfs on {target}"))?,
+            PlannedMount::Bind {
+                source, readonly, ..
+            } => {
+                mount(
+                    Some(source.as_path()),
+                    &dest,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .step(|| format!("bind {} on {target}", source.display()))?;
                 if *readonly {
                     remount_ro(&dest).step(|| format!("make {target} read-only"))?;
                 }
             }
-            PlannedMount::Overlay { options, .. } => {
-                mount(Some("overlay"), &dest, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-                    .step(|| format!("mount writable view on {target}"))?
-            }
+            PlannedMount::Overlay { options, .. } => mount(
+                Some("overlay"),
+                &dest,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .step(|| format!("mount writable view on {target}"))?,
         }
         mounted.0.push(container_path(root, &dest));
     }
 
     for p in MASKED {
         let path = at(p);
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
         let r = if meta.is_dir() {
-            mount(Some("tmpfs"), &path, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            mount(
+                Some("tmpfs"),
+                &path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
         } else {
-            mount(Some("/dev/null"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some("/dev/null"),
+                &path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         r.step(|| format!("mask {p}"))?;
     }
@@ -470,8 +608,14 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         if fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        mount(Some(&path), &path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .step(|| format!("bind {p}"))?;
+        mount(
+            Some(&path),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| format!("bind {p}"))?;
         remount_ro(&path).step(|| format!("make {p} read-only"))?;
     }
     Ok(())
@@ -492,7 +636,11 @@ fn bind_target(root: &Path, target: &str, file: bool) -> io::Result<PathBuf> {
         if let Some(parent) = dest.parent() {
             mkdir_all(parent)?;
         }
-        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&dest)?;
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&dest)?;
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))?;
     } else {
         mkdir_all(&dest)?;

@@ -110,7 +110,10 @@ pub(crate) fn build_env(given: &[String], home: &str) -> Result<Vec<String>, Str
 /// In the forked command process: set up and exec, or report why not and `_exit(127)`.
 pub(crate) fn run(cmd: &Command, out_w: &OwnedFd, status_w: &OwnedFd) -> ! {
     let fail = |msg: String| -> ! {
-        crate::container::report(status_w, &format!("E\t{}\t{}\n", cmd.program, msg.replace(['\t', '\n'], " ")));
+        crate::container::report(
+            status_w,
+            &format!("E\t{}\t{}\n", cmd.program, msg.replace(['\t', '\n'], " ")),
+        );
         crate::container::exit(127)
     };
     if let Some(e) = &cmd.env_error {
@@ -156,8 +159,12 @@ fn prepare_process(cmd: &Command, out_w: &OwnedFd) -> Result<(), String> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(e("sigprocmask"))?;
 
-    let null = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
-        .map_err(e("open /dev/null"))?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(e("open /dev/null"))?;
     // SAFETY: dup2 on descriptors this process owns.
     unsafe {
         if libc::dup2(null.as_raw_fd(), 0) < 0
@@ -167,7 +174,13 @@ fn prepare_process(cmd: &Command, out_w: &OwnedFd) -> Result<(), String> {
             return Err(format!("dup2: {}", std::io::Error::last_os_error()));
         }
         // Nothing of kiln leaks into the command: every other descriptor closes on exec.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
             return Err(format!("close_range: {}", std::io::Error::last_os_error()));
         }
     }
@@ -183,26 +196,37 @@ fn prepare_process(cmd: &Command, out_w: &OwnedFd) -> Result<(), String> {
     let keep: HashSet<Capability> = DEFAULT_CAPS.into_iter().collect();
     for c in caps::runtime::thread_all_supported() {
         if !keep.contains(&c) {
-            caps::drop(None, CapSet::Bounding, c).map_err(|err| format!("drop bounding {c}: {err}"))?;
+            caps::drop(None, CapSet::Bounding, c)
+                .map_err(|err| format!("drop bounding {c}: {err}"))?;
         }
     }
     nix::sys::prctl::set_keepcaps(true).map_err(e("keep caps"))?;
     if let Some(groups) = &cmd.groups {
-        let gids: Vec<nix::unistd::Gid> = groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        let gids: Vec<nix::unistd::Gid> = groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
         nix::unistd::setgroups(&gids).map_err(e("setgroups"))?;
     }
-    let (uid, gid) = (nix::unistd::Uid::from_raw(cmd.uid), nix::unistd::Gid::from_raw(cmd.gid));
+    let (uid, gid) = (
+        nix::unistd::Uid::from_raw(cmd.uid),
+        nix::unistd::Gid::from_raw(cmd.gid),
+    );
     nix::unistd::setresgid(gid, gid, gid).map_err(|err| format!("setgid {}: {err}", cmd.gid))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|err| format!("setuid {}: {err}", cmd.uid))?;
     if cwd_retry {
-        nix::unistd::chdir(cmd.cwd.as_c_str()).map_err(|err| format!("chdir to cwd ({:?}) failed: {err}", cmd.cwd))?;
+        nix::unistd::chdir(cmd.cwd.as_c_str())
+            .map_err(|err| format!("chdir to cwd ({:?}) failed: {err}", cmd.cwd))?;
     }
     nix::sys::prctl::set_keepcaps(false).map_err(e("clear keep caps"))?;
     let current = caps::read(None, CapSet::Permitted).map_err(|err| format!("read caps: {err}"))?;
     let wanted: caps::CapsHashSet = keep.intersection(&current).copied().collect();
-    caps::set(None, CapSet::Effective, &wanted).map_err(|err| format!("set effective caps: {err}"))?;
-    caps::set(None, CapSet::Permitted, &wanted).map_err(|err| format!("set permitted caps: {err}"))?;
-    caps::clear(None, CapSet::Inheritable).map_err(|err| format!("clear inheritable caps: {err}"))?;
+    caps::set(None, CapSet::Effective, &wanted)
+        .map_err(|err| format!("set effective caps: {err}"))?;
+    caps::set(None, CapSet::Permitted, &wanted)
+        .map_err(|err| format!("set permitted caps: {err}"))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|err| format!("clear inheritable caps: {err}"))?;
     let _ = caps::clear(None, CapSet::Ambient);
     nix::sys::prctl::set_no_new_privs().map_err(e("no_new_privs"))?;
     // runc inherits buildkitd's umask (022); fixed here so file modes never depend on the caller.
@@ -231,7 +255,9 @@ pub(crate) fn look_path(file: &str, path_env: &str) -> Result<String, String> {
             }
         }
     }
-    Err(format!("exec: {file:?}: executable file not found in $PATH"))
+    Err(format!(
+        "exec: {file:?}: executable file not found in $PATH"
+    ))
 }
 
 fn find_executable(file: &str) -> Result<(), String> {
@@ -246,7 +272,11 @@ fn find_executable(file: &str) -> Result<(), String> {
         nix::fcntl::AtFlags::AT_EACCESS,
     ) {
         Ok(()) => Ok(()),
-        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) if meta.permissions().mode() & 0o111 != 0 => Ok(()),
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM)
+            if meta.permissions().mode() & 0o111 != 0 =>
+        {
+            Ok(())
+        }
         Err(e) => Err(format!("{file}: {e}")),
     }
 }
@@ -261,19 +291,31 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(build_env(&given, "/root").unwrap(), ["PATH=/bin", "A=3", "C=x=y", "HOME=/root"]);
+        assert_eq!(
+            build_env(&given, "/root").unwrap(),
+            ["PATH=/bin", "A=3", "C=x=y", "HOME=/root"]
+        );
         let given = vec!["HOME=".to_string(), "X=1".to_string()];
-        assert_eq!(build_env(&given, "/home/app").unwrap(), ["HOME=/home/app", "X=1"]);
+        assert_eq!(
+            build_env(&given, "/home/app").unwrap(),
+            ["HOME=/home/app", "X=1"]
+        );
         let given = vec!["HOME=/h".to_string()];
         assert_eq!(build_env(&given, "/root").unwrap(), ["HOME=/h"]);
-        assert!(build_env(&["=v".to_string()], "/").unwrap_err().contains("can't be empty"));
+        assert!(build_env(&["=v".to_string()], "/")
+            .unwrap_err()
+            .contains("can't be empty"));
     }
 
     #[test]
     fn look_path_like_go() {
         assert_eq!(look_path("sh", "/nonexistent:/bin").unwrap(), "/bin/sh");
-        assert!(look_path("sh", "").unwrap_err().ends_with("executable file not found in $PATH"));
-        assert!(look_path("/nonexistent/x", "/bin").unwrap_err().starts_with("exec: \"/nonexistent/x\": stat"));
+        assert!(look_path("sh", "")
+            .unwrap_err()
+            .ends_with("executable file not found in $PATH"));
+        assert!(look_path("/nonexistent/x", "/bin")
+            .unwrap_err()
+            .starts_with("exec: \"/nonexistent/x\": stat"));
         assert!(look_path("/etc/passwd", "/bin").is_err());
     }
 }

@@ -62,7 +62,7 @@ impl LayerStack {
     pub fn lookup(&self, rel: &Path) -> Result<Option<Entry>> {
         let comps = components(rel);
         let Some((last, parents)) = comps.split_last() else {
-            return Ok(self.root_entry()?);
+            return self.root_entry();
         };
         let mut prefix = PathBuf::new();
         let mut layers = self.root_layers()?;
@@ -79,7 +79,13 @@ impl LayerStack {
             match lstat(&p)? {
                 None => continue,
                 Some(m) if self.overlay && is_whiteout(&m) => return Ok(None),
-                Some(meta) => return Ok(Some(Entry { path: p, layer: i, meta })),
+                Some(meta) => {
+                    return Ok(Some(Entry {
+                        path: p,
+                        layer: i,
+                        meta,
+                    }))
+                }
             }
         }
         Ok(None)
@@ -116,7 +122,11 @@ impl LayerStack {
                 let entry = if self.overlay && is_whiteout(&meta) {
                     None
                 } else {
-                    Some(Entry { path: p, layer: i, meta })
+                    Some(Entry {
+                        path: p,
+                        layer: i,
+                        meta,
+                    })
                 };
                 seen.insert(name, entry);
             }
@@ -174,7 +184,9 @@ impl LayerStack {
 pub(crate) fn lstat(p: &Path) -> Result<Option<Metadata>> {
     match fs::symlink_metadata(p) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e).at("lstat", p),

@@ -29,7 +29,12 @@ pub fn root_path(root: &Path, path: &Path) -> io::Result<PathBuf> {
         candidate.push(&c);
         let is_link = match std::fs::symlink_metadata(&candidate) {
             Ok(m) => m.file_type().is_symlink(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => false,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                false
+            }
             Err(e) => return Err(e),
         };
         if !is_link {
@@ -94,7 +99,9 @@ mod tests {
         assert_eq!(rp("/../../etc/hosts"), r.join("etc/hosts"));
         assert_eq!(rp("/"), r.to_path_buf());
         assert_eq!(
-            root_path(r, Path::new("/loop1")).unwrap_err().raw_os_error(),
+            root_path(r, Path::new("/loop1"))
+                .unwrap_err()
+                .raw_os_error(),
             Some(libc::ELOOP)
         );
     }

@@ -30,7 +30,8 @@ use crate::spec::{ExitStatus, Mount, Network, Rootfs, RunOutcome, RunSpec, OUTPU
 use crate::userns::Mapping;
 
 /// BuildKit's `/etc/hosts` (`executor/oci/hosts.go`, hostname `buildkitsandbox`).
-pub const HOSTS: &str = "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+pub const HOSTS: &str =
+    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// `/etc/resolv.conf` without network: no nameserver, so the bytes never depend on the host.
 pub const RESOLV_CONF_NO_NETWORK: &str = "# kiln: this RUN has no network\n";
@@ -66,7 +67,11 @@ fn validate(spec: &RunSpec) -> Result<()> {
             return bad(format!("mount target {:?} is not absolute", m.target()));
         }
     }
-    let strings = spec.argv.iter().chain(&spec.env).chain([&spec.cwd, &spec.user]);
+    let strings = spec
+        .argv
+        .iter()
+        .chain(&spec.env)
+        .chain([&spec.cwd, &spec.user]);
     for s in strings.chain(spec.mounts.iter().map(|m| match m {
         Mount::Tmpfs { target } | Mount::Bind { target, .. } => target,
     })) {
@@ -75,15 +80,24 @@ fn validate(spec: &RunSpec) -> Result<()> {
         }
     }
     match &spec.rootfs {
-        Rootfs::Overlay { lowers, upper, work } => {
+        Rootfs::Overlay {
+            lowers,
+            upper,
+            work,
+        } => {
             for d in lowers.iter().chain([upper, work]) {
                 if !fs::metadata(d).at("stat", d)?.is_dir() {
                     return bad(format!("{} is not a directory", d.display()));
                 }
             }
-            let (u, w) = (fs::metadata(upper).at("stat", upper)?, fs::metadata(work).at("stat", work)?);
+            let (u, w) = (
+                fs::metadata(upper).at("stat", upper)?,
+                fs::metadata(work).at("stat", work)?,
+            );
             if u.dev() != w.dev() {
-                return bad("overlay upper and work directories are on different file systems".into());
+                return bad(
+                    "overlay upper and work directories are on different file systems".into(),
+                );
             }
         }
         Rootfs::Dir(d) => {
@@ -122,7 +136,11 @@ fn run_in(
     fs::create_dir(&rootfs_mnt).at("create directory", &rootfs_mnt)?;
 
     let root_source = match &spec.rootfs {
-        Rootfs::Overlay { lowers, upper, work } => {
+        Rootfs::Overlay {
+            lowers,
+            upper,
+            work,
+        } => {
             let mut lowers = lowers.clone();
             if lowers.is_empty() {
                 let empty = state.join("empty-lower");
@@ -156,8 +174,12 @@ fn run_in(
         user: spec.user.clone(),
     };
 
-    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from).at("create pipe in", state)?;
-    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from).at("create pipe in", state)?;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(std::io::Error::from)
+        .at("create pipe in", state)?;
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(std::io::Error::from)
+        .at("create pipe in", state)?;
 
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -168,7 +190,10 @@ fn run_in(
     }
     // SAFETY: the child only runs `shim`, which makes system calls, allocates (glibc's fork
     // keeps malloc usable) and never returns; it takes no locks another thread could hold.
-    let shim_pid = match unsafe { fork() }.map_err(std::io::Error::from).at("fork in", state)? {
+    let shim_pid = match unsafe { fork() }
+        .map_err(std::io::Error::from)
+        .at("fork in", state)?
+    {
         ForkResult::Child => {
             drop(out_r);
             drop(status_r);
@@ -370,21 +395,36 @@ mod tests {
 
     #[test]
     fn reports_are_parsed_first_failure_wins() {
-        assert_eq!(parse_report("X\t3\n", "sh").unwrap(), Some(ExitStatus::Code(3)));
-        assert_eq!(parse_report("K\t9\n", "sh").unwrap(), Some(ExitStatus::Signal(9)));
+        assert_eq!(
+            parse_report("X\t3\n", "sh").unwrap(),
+            Some(ExitStatus::Code(3))
+        );
+        assert_eq!(
+            parse_report("K\t9\n", "sh").unwrap(),
+            Some(ExitStatus::Signal(9))
+        );
         assert_eq!(parse_report("", "sh").unwrap(), None);
-        let e = parse_report("E\tx\texec: \"nope\": executable file not found in $PATH\nX\t127\n", "nope")
-            .unwrap_err();
+        let e = parse_report(
+            "E\tx\texec: \"nope\": executable file not found in $PATH\nX\t127\n",
+            "nope",
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot start \"nope\": exec: \"nope\": executable file not found in $PATH"
         );
         let e = parse_report("S\tmount overlay\tEPERM\n", "sh").unwrap_err();
-        assert_eq!(e.to_string(), "sandbox set-up failed (mount overlay): EPERM");
+        assert_eq!(
+            e.to_string(),
+            "sandbox set-up failed (mount overlay): EPERM"
+        );
     }
 
     #[test]
     fn overlay_paths_are_escaped() {
-        assert_eq!(escape_overlay_path(Path::new("/a:b,c\\d")), "/a\\:b\\,c\\\\d");
+        assert_eq!(
+            escape_overlay_path(Path::new("/a:b,c\\d")),
+            "/a\\:b\\,c\\\\d"
+        );
     }
 }

@@ -157,8 +157,11 @@ pub fn fix_permissions(path: &Path) -> Result<()> {
         return Ok(());
     }
     if meta.mode() & 0o700 != 0o700 {
-        fs::set_permissions(path, fs::Permissions::from_mode((meta.mode() | 0o700) & 0o7777))
-            .at("chmod", path)?;
+        fs::set_permissions(
+            path,
+            fs::Permissions::from_mode((meta.mode() | 0o700) & 0o7777),
+        )
+        .at("chmod", path)?;
     }
     for de in fs::read_dir(path).at("read directory", path)? {
         let de = de.at("read directory", path)?;

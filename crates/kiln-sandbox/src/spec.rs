@@ -104,7 +104,8 @@ impl RunSpec {
 }
 
 /// BuildKit's default `PATH` (`util/system DefaultPathEnvUnix`).
-pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How the command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

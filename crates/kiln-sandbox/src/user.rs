@@ -182,7 +182,8 @@ fn exec_user(passwd: &[u8], group: &[u8], spec: &str) -> Result<(u32, u32, Vec<u
             match found {
                 Some(g) => gid = g.gid,
                 None => {
-                    let n = gid_arg.ok_or_else(|| UserError::UnknownGroup(group_arg.to_string()))?;
+                    let n =
+                        gid_arg.ok_or_else(|| UserError::UnknownGroup(group_arg.to_string()))?;
                     if !(0..=MAX_ID).contains(&n) {
                         return Err(UserError::OutOfRange(n));
                     }
@@ -198,7 +199,11 @@ fn exec_user(passwd: &[u8], group: &[u8], spec: &str) -> Result<(u32, u32, Vec<u
         }
     }
     // Go converts with uint32(int): wrap, never fail.
-    Ok((uid as u32, gid as u32, sgids.into_iter().map(|g| g as u32).collect()))
+    Ok((
+        uid as u32,
+        gid as u32,
+        sgids.into_iter().map(|g| g as u32).collect(),
+    ))
 }
 
 /// A passwd entry (only the fields used).
@@ -344,7 +349,10 @@ mod tests {
     #[test]
     fn busybox_names_and_ids() {
         let app = r("app").unwrap();
-        assert_eq!((app.uid, app.gid, app.additional_gids.clone()), (1000, 1000, vec![1000]));
+        assert_eq!(
+            (app.uid, app.gid, app.additional_gids.clone()),
+            (1000, 1000, vec![1000])
+        );
         assert_eq!(app.home, "/home/app");
         assert_eq!(r("1000").unwrap(), app);
         assert_eq!(r("app:app").unwrap(), app);
@@ -368,14 +376,23 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors_naming_them() {
-        assert_eq!(r("nobody").unwrap_err(), UserError::UnknownUser("nobody".into()));
+        assert_eq!(
+            r("nobody").unwrap_err(),
+            UserError::UnknownUser("nobody".into())
+        );
         assert_eq!(
             r("app:staff").unwrap_err().to_string(),
             "unable to find group staff: no matching entries in group file"
         );
-        assert_eq!(r("3000000000").unwrap_err(), UserError::OutOfRange(3_000_000_000));
+        assert_eq!(
+            r("3000000000").unwrap_err(),
+            UserError::OutOfRange(3_000_000_000)
+        );
         // A missing passwd file behaves like an empty one.
-        assert!(matches!(resolve(b"", b"", "app"), Err(UserError::UnknownUser(_))));
+        assert!(matches!(
+            resolve(b"", b"", "app"),
+            Err(UserError::UnknownUser(_))
+        ));
         assert_eq!(resolve(b"", b"", "55").unwrap().uid, 55);
     }
 
@@ -403,18 +420,27 @@ mod tests {
         // Signs are accepted by Atoi: "+5" is uid 5.
         assert_eq!(resolve(b"", b"", "+5").unwrap().uid, 5);
         let long = vec![b'a'; 70_000];
-        assert!(matches!(resolve(&long, b"", "app"), Err(UserError::LineTooLong(_))));
+        assert!(matches!(
+            resolve(&long, b"", "app"),
+            Err(UserError::LineTooLong(_))
+        ));
     }
 
     #[test]
     fn chown_rules_differ_from_run_rules() {
-        assert_eq!(resolve_chown(PASSWD, GROUP, "app:app").unwrap(), (1000, 1000));
+        assert_eq!(
+            resolve_chown(PASSWD, GROUP, "app:app").unwrap(),
+            (1000, 1000)
+        );
         assert_eq!(resolve_chown(PASSWD, GROUP, "app").unwrap(), (1000, 1000));
         assert_eq!(resolve_chown(PASSWD, GROUP, "1001").unwrap(), (1001, 1001));
         assert_eq!(resolve_chown(PASSWD, GROUP, "1001:7").unwrap(), (1001, 7));
         // Unknown names are silently 0 / unchanged, unlike RUN's USER.
         assert_eq!(resolve_chown(PASSWD, GROUP, "ghost").unwrap(), (0, 0));
-        assert_eq!(resolve_chown(PASSWD, GROUP, "app:ghosts").unwrap(), (1000, 1000));
+        assert_eq!(
+            resolve_chown(PASSWD, GROUP, "app:ghosts").unwrap(),
+            (1000, 1000)
+        );
         assert_eq!(resolve_chown(PASSWD, GROUP, "root:app").unwrap(), (0, 1000));
         assert!(matches!(
             resolve_chown(PASSWD, GROUP, "-1"),

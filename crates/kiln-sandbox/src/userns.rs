@@ -87,7 +87,8 @@ fn maps(ranges: &[IdRange], id: u32) -> bool {
 }
 
 fn read_map(p: &Path) -> Result<Vec<IdRange>> {
-    let text = std::fs::read_to_string(p).map_err(|e| Error::Userns(format!("read {}: {e}", p.display())))?;
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Error::Userns(format!("read {}: {e}", p.display())))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -205,11 +206,16 @@ fn find_program(name: &str) -> Option<PathBuf> {
 fn run_parent(plan: &Plan) -> Result<i32> {
     let err = |what: &str, e: &dyn std::fmt::Display| Error::Userns(format!("{what}: {e}"));
     // child → parent ("ready"), parent → child ("go"). Inherited on purpose: no CLOEXEC.
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| err("pipe", &e))?;
-    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| err("pipe", &e))?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| err("pipe", &e))?;
+    let (go_r, go_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| err("pipe", &e))?;
     for fd in [&ready_r, &go_w] {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-            .map_err(|e| err("fcntl", &e))?;
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| err("fcntl", &e))?;
     }
     let mode = match plan {
         Plan::SubIds { .. } => "subid",
@@ -230,12 +236,18 @@ fn run_parent(plan: &Plan) -> Result<i32> {
     let mut ready = std::fs::File::from(ready_r);
     let mut go = std::fs::File::from(go_w);
     // Ignore terminal signals while waiting: the child (same process group) gets them too.
-    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGQUIT] {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGQUIT,
+    ] {
         // SAFETY: installing SIG_IGN has no handler code to run.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
     let mut buf = [0u8; 1];
-    let started = ready.read(&mut buf).map_err(|e| err("wait for child", &e))? == 1;
+    let started = ready
+        .read(&mut buf)
+        .map_err(|e| err("wait for child", &e))?
+        == 1;
     if started {
         if let Plan::SubIds {
             uid,
@@ -267,9 +279,22 @@ fn run_parent(plan: &Plan) -> Result<i32> {
     Ok(128 + sig)
 }
 
-fn map_ids(prog: &Path, pid: &str, me: &str, (start, count): (u32, u32)) -> std::result::Result<(), String> {
+fn map_ids(
+    prog: &Path,
+    pid: &str,
+    me: &str,
+    (start, count): (u32, u32),
+) -> std::result::Result<(), String> {
     let out = Command::new(prog)
-        .args([pid, "0", me, "1", "1", &start.to_string(), &count.to_string()])
+        .args([
+            pid,
+            "0",
+            me,
+            "1",
+            "1",
+            &start.to_string(),
+            &count.to_string(),
+        ])
         .output()
         .map_err(|e| format!("{}: {e}", prog.display()))?;
     if out.status.success() {
@@ -307,18 +332,30 @@ fn enter_as_child(stage: &str) -> Result<Mapping> {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| err("unshare(CLONE_NEWUSER) (is the program single-threaded?)", &e))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        err(
+            "unshare(CLONE_NEWUSER) (is the program single-threaded?)",
+            &e,
+        )
+    })?;
     if mode == "single" {
         std::fs::write("/proc/self/setgroups", "deny").map_err(|e| err("write setgroups", &e))?;
-        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| err("write uid_map", &e))?;
-        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| err("write gid_map", &e))?;
+        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))
+            .map_err(|e| err("write uid_map", &e))?;
+        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+            .map_err(|e| err("write gid_map", &e))?;
     }
-    ready.write_all(b"r").map_err(|e| err("signal parent", &e))?;
+    ready
+        .write_all(b"r")
+        .map_err(|e| err("signal parent", &e))?;
     let mut answer = String::new();
-    go.read_to_string(&mut answer).map_err(|e| err("wait for mapping", &e))?;
+    go.read_to_string(&mut answer)
+        .map_err(|e| err("wait for mapping", &e))?;
     if answer.trim() != "ok" {
-        return Err(Error::Userns(format!("mapping ids failed: {}", answer.trim())));
+        return Err(Error::Userns(format!(
+            "mapping ids failed: {}",
+            answer.trim()
+        )));
     }
     nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| err("setresgid(0)", &e))?;
     nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| err("setresuid(0)", &e))?;
@@ -341,10 +378,22 @@ mod tests {
     fn mapping_queries() {
         let m = Mapping {
             uids: vec![
-                IdRange { inside: 0, outside: 1000, count: 1 },
-                IdRange { inside: 1, outside: 100000, count: 65536 },
+                IdRange {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1,
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 100000,
+                    count: 65536,
+                },
             ],
-            gids: vec![IdRange { inside: 0, outside: 1000, count: 1 }],
+            gids: vec![IdRange {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            }],
         };
         assert!(m.in_user_namespace() && !m.is_single_id());
         assert!(m.maps_uid(1000) && m.maps_uid(65536) && !m.maps_uid(65537));

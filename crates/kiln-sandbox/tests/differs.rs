@@ -37,14 +37,22 @@ const SCRIPTS: &[&str] = &[
 fn overlay_and_tree_fallback_agree() {
     require_root();
     let base = Base::new();
-    let (o, _, _, l1) = overlay_run(&base, &[base.lower.clone()], "setup", "mkdir -p /d/sub && echo 1 > /d/g && touch /d/sub/s /d/keep", |_| {});
+    let (o, _, _, l1) = overlay_run(
+        &base,
+        std::slice::from_ref(&base.lower),
+        "setup",
+        "mkdir -p /d/sub && echo 1 > /d/g && touch /d/sub/s /d/keep",
+        |_| {},
+    );
     assert!(o.status.success());
     let lowers = vec![l1, base.lower.clone()];
     let mut compared = 0;
     for (i, script) in SCRIPTS.iter().enumerate() {
         let tweak = |s: &mut kiln_sandbox::RunSpec| {
             if script.contains("/scratch") {
-                s.mounts = vec![Mount::Tmpfs { target: "/scratch".into() }];
+                s.mounts = vec![Mount::Tmpfs {
+                    target: "/scratch".into(),
+                }];
             }
             if script.starts_with("id") {
                 s.user = "app".into();
@@ -52,7 +60,10 @@ fn overlay_and_tree_fallback_agree() {
         };
         let (o1, out, overlay, _) = overlay_run(&base, &lowers, &format!("o{i}"), script, tweak);
         let (o2, tree, _) = tree_run(&base, &lowers, &format!("t{i}"), script, tweak);
-        assert!(o1.status.success() && o2.status.success(), "{script}: {out}");
+        assert!(
+            o1.status.success() && o2.status.success(),
+            "{script}: {out}"
+        );
         assert_eq!(summary(&overlay), summary(&tree), "{script}");
         compared += 1;
     }
@@ -64,7 +75,13 @@ fn overlay_and_tree_fallback_agree() {
 fn expected_sets_of_tricky_scripts() {
     require_root();
     let base = Base::new();
-    let (_, _, _, l1) = overlay_run(&base, &[base.lower.clone()], "setup", "mkdir -p /d/sub && echo 1 > /d/g && touch /d/sub/s /d/keep", |_| {});
+    let (_, _, _, l1) = overlay_run(
+        &base,
+        std::slice::from_ref(&base.lower),
+        "setup",
+        "mkdir -p /d/sub && echo 1 > /d/g && touch /d/sub/s /d/keep",
+        |_| {},
+    );
     let lowers = vec![l1, base.lower.clone()];
     let cases: &[(&str, &[&str])] = &[
         ("rm -r /d", &["D d"]),
@@ -93,7 +110,13 @@ fn mkdirs(root: &Path, dirs: &[&str]) {
 }
 
 fn whiteout(p: &Path) {
-    nix::sys::stat::mknod(p, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).unwrap();
+    nix::sys::stat::mknod(
+        p,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .unwrap();
 }
 
 /// Hand-made layers: multi-layer lowers with whiteouts and opaque dirs, read in user space.
@@ -101,7 +124,12 @@ fn whiteout(p: &Path) {
 fn merged_lowers_honour_whiteouts_and_opaque_dirs() {
     require_root();
     let t = tempfile::tempdir().unwrap();
-    let (l0, l1, l2, upper) = (t.path().join("l0"), t.path().join("l1"), t.path().join("l2"), t.path().join("up"));
+    let (l0, l1, l2, upper) = (
+        t.path().join("l0"),
+        t.path().join("l1"),
+        t.path().join("l2"),
+        t.path().join("up"),
+    );
     // bottom l2: x/{a,b}, y, z ; middle l1: whiteout y, opaque x with x/c ; top l0: z is a dir
     mkdirs(&l2, &["x"]);
     for f in ["x/a", "x/b", "y", "z"] {
@@ -115,7 +143,12 @@ fn merged_lowers_honour_whiteouts_and_opaque_dirs() {
     let lowers = vec![l0.clone(), l1.clone(), l2.clone()];
     let stack = kiln_sandbox::LayerStack::overlay(&lowers);
     let names = |rel: &str| -> Vec<String> {
-        stack.read_dir(Path::new(rel)).unwrap().into_iter().map(|(n, _)| n.into_string().unwrap()).collect()
+        stack
+            .read_dir(Path::new(rel))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n.into_string().unwrap())
+            .collect()
     };
     assert_eq!(names(""), ["x", "z"]);
     assert_eq!(names("x"), ["c"]);
@@ -142,7 +175,10 @@ fn merged_lowers_honour_whiteouts_and_opaque_dirs() {
     assert_eq!(kiln_sandbox::tree_changes(&lowers, &tree).unwrap(), vec![]);
     fs::remove_file(tree.join("x/c")).unwrap();
     symlink("c", tree.join("x/d")).unwrap();
-    assert_eq!(summary(&kiln_sandbox::tree_changes(&lowers, &tree).unwrap()), ["D x/c", "A x/d"]);
+    assert_eq!(
+        summary(&kiln_sandbox::tree_changes(&lowers, &tree).unwrap()),
+        ["D x/c", "A x/d"]
+    );
 }
 
 fn walk(root: &Path) -> Vec<String> {
@@ -174,7 +210,14 @@ fn same_dirent_rules() {
     };
     let set_mtime = |p: &Path, s: i64, ns: i64| {
         let ts = nix::sys::time::TimeSpec::new(s, ns);
-        nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, p, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            p,
+            &ts,
+            &ts,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
     };
     fs::write(&a, "abc").unwrap();
     fs::write(&b, "abd").unwrap();
@@ -194,7 +237,9 @@ fn same_dirent_rules() {
     assert!(!kiln_sandbox::same_dirent(&entry(&a), &entry(&b)).unwrap());
     set_mtime(&b, 1000, 5);
     // A file capability makes them differ.
-    let cap = [0u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let cap = [
+        0u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     xattr::set(&b, "security.capability", &cap).unwrap();
     assert!(!kiln_sandbox::same_dirent(&entry(&a), &entry(&b)).unwrap());
     // Directories: mtime never compared, mode is.

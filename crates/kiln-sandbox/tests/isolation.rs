@@ -12,7 +12,15 @@ use std::time::{Duration, Instant};
 use common::*;
 use kiln_sandbox::{Error, ExitStatus, Mount, Network, Rootfs, RunSpec, DEFAULT_CAPS};
 
-fn run_script(script: &str, tweak: impl FnOnce(&mut RunSpec)) -> (kiln_sandbox::RunOutcome, String, Vec<kiln_sandbox::Change>, Base) {
+fn run_script(
+    script: &str,
+    tweak: impl FnOnce(&mut RunSpec),
+) -> (
+    kiln_sandbox::RunOutcome,
+    String,
+    Vec<kiln_sandbox::Change>,
+    Base,
+) {
     let base = Base::new();
     let lowers = vec![base.lower.clone()];
     let (o, out, ch, _) = overlay_run(&base, &lowers, "iso", script, tweak);
@@ -33,18 +41,32 @@ fn only_own_processes_are_visible() {
     assert_eq!(pids, [1, 2, 3, 4], "{out}");
     assert!(lines[1].ends_with("kiln-init"), "{out}");
     // /proc lists the same namespace: a handful of small pids, never the host's.
-    let listed: Vec<u32> = lines.last().unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let listed: Vec<u32> = lines
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert!(listed.len() < 10 && listed.iter().all(|&p| p < 20), "{out}");
-    assert!(listed.contains(&1) && !listed.contains(&std::process::id()), "{out}");
+    assert!(
+        listed.contains(&1) && !listed.contains(&std::process::id()),
+        "{out}"
+    );
 }
 
 #[test]
 fn leftover_background_processes_are_killed() {
     require_root();
     let start = Instant::now();
-    let (o, _, _, _) = run_script("/bin/busybox setsid /bin/busybox sleep 60 & /bin/busybox sleep 60 & exit 0", |_| {});
+    let (o, _, _, _) = run_script(
+        "/bin/busybox setsid /bin/busybox sleep 60 & /bin/busybox sleep 60 & exit 0",
+        |_| {},
+    );
     assert!(o.status.success());
-    assert!(start.elapsed() < Duration::from_secs(20), "run waited for background processes");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "run waited for background processes"
+    );
 }
 
 #[test]
@@ -59,7 +81,10 @@ fn writes_outside_the_root_stay_inside() {
     let (o, out, ch, _) = run_script(&script, |_| {});
     assert!(o.status.success(), "{out}");
     for i in 1..=5 {
-        assert!(!PathBuf::from(format!("/{tag}-{i}")).exists(), "escaped to the host: {i}");
+        assert!(
+            !PathBuf::from(format!("/{tag}-{i}")).exists(),
+            "escaped to the host: {i}"
+        );
     }
     let s = summary(&ch);
     for i in 1..=3 {
@@ -81,7 +106,10 @@ fn no_network_only_loopback() {
     assert!(o.status.success(), "{out}");
     assert!(out.starts_with("lo\n lo\n"), "{out}");
     assert!(out.ends_with("REFUSED\n"), "{out}");
-    assert!(listener.accept().is_err(), "the sandbox reached the host's loopback");
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox reached the host's loopback"
+    );
 
     // Control: with the host network the same connection works.
     listener.set_nonblocking(false).unwrap();
@@ -114,14 +142,27 @@ fn docker_default_capabilities_and_no_new_privs() {
     let (o, out, _, _) = run_script("cat /proc/self/status", |_| {});
     assert!(o.status.success());
     for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
-        assert_eq!(u64::from_str_radix(&status_field(&out, key), 16).unwrap(), default, "{key}");
+        assert_eq!(
+            u64::from_str_radix(&status_field(&out, key), 16).unwrap(),
+            default,
+            "{key}"
+        );
     }
-    assert_eq!(u64::from_str_radix(&status_field(&out, "CapInh:"), 16).unwrap(), 0);
+    assert_eq!(
+        u64::from_str_radix(&status_field(&out, "CapInh:"), 16).unwrap(),
+        0
+    );
     assert_eq!(status_field(&out, "NoNewPrivs:"), "1");
     // A non-root user has no effective capabilities, the bounding set stays Docker's.
     let (_, out, _, _) = run_script("cat /proc/self/status", |s| s.user = "1000:1000".into());
-    assert_eq!(u64::from_str_radix(&status_field(&out, "CapEff:"), 16).unwrap(), 0);
-    assert_eq!(u64::from_str_radix(&status_field(&out, "CapBnd:"), 16).unwrap(), default);
+    assert_eq!(
+        u64::from_str_radix(&status_field(&out, "CapEff:"), 16).unwrap(),
+        0
+    );
+    assert_eq!(
+        u64::from_str_radix(&status_field(&out, "CapBnd:"), 16).unwrap(),
+        default
+    );
     assert_eq!(status_field(&out, "Uid:"), "1000\t1000\t1000\t1000");
     assert_eq!(status_field(&out, "Groups:"), "1000");
 }
@@ -149,11 +190,20 @@ fn dev_sys_and_environment_look_like_buildkit() {
     });
     assert!(o.status.success(), "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+    assert_eq!(
+        lines[0],
+        "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero "
+    );
     assert_eq!(lines[1].trim(), "4");
     assert_eq!(lines[2], "SYSRO");
     // runc adds HOME from /etc/passwd; busybox sh adds PWD and SHLVL itself.
-    assert_eq!(lines[3], format!("A=1 HOME=/root {} PWD=/ SHLVL=1 ", kiln_sandbox::DEFAULT_PATH_ENV));
+    assert_eq!(
+        lines[3],
+        format!(
+            "A=1 HOME=/root {} PWD=/ SHLVL=1 ",
+            kiln_sandbox::DEFAULT_PATH_ENV
+        )
+    );
     assert_eq!(lines[4], "0022");
 }
 
@@ -174,21 +224,32 @@ fn exit_codes_signals_output_and_exec_errors() {
     let base = Base::new();
     let (upper, work) = base.layer("x");
     let spec = RunSpec::new(
-        Rootfs::Overlay { lowers: vec![base.lower.clone()], upper, work },
+        Rootfs::Overlay {
+            lowers: vec![base.lower.clone()],
+            upper,
+            work,
+        },
         vec!["no-such-program".into()],
         base.scratch(),
     );
     match kiln_sandbox::run(&spec, &mut |_: &[u8]| {}) {
         Err(Error::Exec { program, message }) => {
             assert_eq!(program, "no-such-program");
-            assert_eq!(message, "exec: \"no-such-program\": executable file not found in $PATH");
+            assert_eq!(
+                message,
+                "exec: \"no-such-program\": executable file not found in $PATH"
+            );
         }
         other => panic!("{other:?}"),
     }
     // Relative argv[0] is looked up in the container's PATH.
     let (upper, work) = base.layer("y");
     let spec = RunSpec::new(
-        Rootfs::Overlay { lowers: vec![base.lower.clone()], upper, work },
+        Rootfs::Overlay {
+            lowers: vec![base.lower.clone()],
+            upper,
+            work,
+        },
         vec!["echo".into(), "found".into()],
         base.scratch(),
     );
@@ -207,14 +268,29 @@ fn binds_read_only_and_writable_but_discarded() {
     let file = src.path().join("in.txt");
     let (o, out, ch, _) = run_script(script, |s| {
         s.mounts = vec![
-            Mount::Bind { source: src.path().to_path_buf(), target: "/ro".into(), readonly: true },
-            Mount::Bind { source: src.path().to_path_buf(), target: "/rw".into(), readonly: false },
-            Mount::Bind { source: file.clone(), target: "/one".into(), readonly: false },
+            Mount::Bind {
+                source: src.path().to_path_buf(),
+                target: "/ro".into(),
+                readonly: true,
+            },
+            Mount::Bind {
+                source: src.path().to_path_buf(),
+                target: "/rw".into(),
+                readonly: false,
+            },
+            Mount::Bind {
+                source: file.clone(),
+                target: "/one".into(),
+                readonly: false,
+            },
         ];
     });
     assert!(o.status.success(), "{out}");
     assert_eq!(out, "input\nRO\nyes\ninput\n");
-    let names: Vec<String> = fs::read_dir(src.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = fs::read_dir(src.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, ["in.txt"]);
     assert_eq!(fs::read_to_string(&file).unwrap(), "input\n");
     assert_eq!(summary(&ch), ["A dev", "A proc", "A sys"]);
@@ -225,22 +301,37 @@ fn nothing_stays_mounted_and_scratch_is_emptied() {
     require_root();
     let base = Base::new();
     let lowers = vec![base.lower.clone()];
-    let (o, _, _, _) = overlay_run(&base, &lowers, "a", "true", |s| s.mounts = vec![Mount::Tmpfs { target: "/t".into() }]);
+    let (o, _, _, _) = overlay_run(&base, &lowers, "a", "true", |s| {
+        s.mounts = vec![Mount::Tmpfs {
+            target: "/t".into(),
+        }]
+    });
     assert!(o.status.success());
     // A set-up failure (bind source that vanished) must clean up too.
     let gone = base.tmp.path().join("gone");
     fs::create_dir(&gone).unwrap();
     let (upper, work) = base.layer("b");
     let mut spec = RunSpec::new(
-        Rootfs::Overlay { lowers: lowers.clone(), upper, work: work.clone() },
+        Rootfs::Overlay {
+            lowers: lowers.clone(),
+            upper,
+            work: work.clone(),
+        },
         sh("true"),
         base.scratch(),
     );
-    spec.mounts = vec![Mount::Bind { source: gone.clone(), target: "/g".into(), readonly: true }];
+    spec.mounts = vec![Mount::Bind {
+        source: gone.clone(),
+        target: "/g".into(),
+        readonly: true,
+    }];
     fs::remove_dir(&gone).unwrap();
     assert!(kiln_sandbox::run(&spec, &mut |_: &[u8]| {}).is_err());
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mountinfo.contains(base.tmp.path().to_str().unwrap()), "{mountinfo}");
+    assert!(
+        !mountinfo.contains(base.tmp.path().to_str().unwrap()),
+        "{mountinfo}"
+    );
     assert_eq!(fs::read_dir(base.scratch()).unwrap().count(), 0);
     // The overlay work dir can be removed by the caller.
     fs::remove_dir_all(base.tmp.path().join("a")).unwrap();

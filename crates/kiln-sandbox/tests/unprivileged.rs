@@ -26,12 +26,21 @@ fn example() -> PathBuf {
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
     match found {
         Some(e) => e.path(),
-        None => panic!("no userns_run in {}: run `cargo test -p kiln-sandbox`, which builds examples", dir.display()),
+        None => panic!(
+            "no userns_run in {}: run `cargo test -p kiln-sandbox`, which builds examples",
+            dir.display()
+        ),
     }
 }
 
 fn ensure_user(name: &str, subids: bool) -> (u32, u32) {
-    let exists = Command::new("id").arg("-u").arg(name).output().unwrap().status.success();
+    let exists = Command::new("id")
+        .arg("-u")
+        .arg(name)
+        .output()
+        .unwrap()
+        .status
+        .success();
     if !exists {
         let mut c = Command::new("useradd");
         c.args(["-m", name]);
@@ -49,10 +58,13 @@ fn ensure_user(name: &str, subids: bool) -> (u32, u32) {
 }
 
 fn subid_start(file: &str, name: &str) -> Option<u32> {
-    std::fs::read_to_string(file)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:"))?.split(':').next()?.parse().ok())
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}:"))?
+            .split(':')
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 struct Run {
@@ -62,10 +74,16 @@ struct Run {
 }
 
 fn run_as(user: &str, uid: u32, gid: u32, script: &str, run_user: Option<&str>) -> Run {
-    let dir = tempfile::Builder::new().prefix("kiln-unpriv-").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-unpriv-")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
     let mut c = Command::new("runuser");
-    c.args(["-u", user, "--"]).arg(example()).arg(dir.path()).arg(script);
+    c.args(["-u", user, "--"])
+        .arg(example())
+        .arg(dir.path())
+        .arg(script);
     if let Some(u) = run_user {
         c.arg(u);
     }
@@ -75,7 +93,12 @@ fn run_as(user: &str, uid: u32, gid: u32, script: &str, run_user: Option<&str>) 
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         dir,
     };
-    assert!(o.status.success() || run_user.is_some(), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        o.status.success() || run_user.is_some(),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
@@ -89,7 +112,15 @@ fn cleanup(dir: &Path) {
 }
 
 const SCRIPT: &str = "echo hello > /hello && mkdir -p /a/b && touch /a/b/c";
-const FIXTURE: [&str; 7] = ["Add a", "Add a/b", "Add a/b/c", "Add dev", "Add hello", "Add proc", "Add sys"];
+const FIXTURE: [&str; 7] = [
+    "Add a",
+    "Add a/b",
+    "Add a/b/c",
+    "Add dev",
+    "Add hello",
+    "Add proc",
+    "Add sys",
+];
 
 #[test]
 fn unprivileged_user_with_subordinate_ids() {
@@ -97,7 +128,12 @@ fn unprivileged_user_with_subordinate_ids() {
     let (uid, gid) = ensure_user("kilntest", true);
     let sub = subid_start("/etc/subuid", "kilntest").expect("useradd gave kilntest a subuid range");
     let r = run_as("kilntest", uid, gid, SCRIPT, None);
-    assert!(r.stdout.starts_with("mapping userns=true single=false uid1000=true\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("mapping userns=true single=false uid1000=true\n"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(lines(&r.stdout, "status "), ["exit code 0"]);
     assert_eq!(lines(&r.stdout, "change "), FIXTURE);
     for o in lines(&r.stdout, "owner ") {
@@ -110,10 +146,23 @@ fn unprivileged_user_with_subordinate_ids() {
 
     // USER app: uid 1000 inside, a subordinate id outside.
     let r = run_as("kilntest", uid, gid, "id > /tmp/x", Some("app"));
-    assert_eq!(lines(&r.stdout, "status "), ["exit code 0"], "{}\n{}", r.stdout, r.stderr);
-    assert!(lines(&r.stdout, "owner ").contains(&"tmp/x 1000 1000 644"), "{}", r.stdout);
+    assert_eq!(
+        lines(&r.stdout, "status "),
+        ["exit code 0"],
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        lines(&r.stdout, "owner ").contains(&"tmp/x 1000 1000 644"),
+        "{}",
+        r.stdout
+    );
     let x = r.dir.path().join("upper/tmp/x");
-    assert_eq!(std::fs::read_to_string(&x).unwrap(), "uid=1000(app) gid=1000(app) groups=1000(app)\n");
+    assert_eq!(
+        std::fs::read_to_string(&x).unwrap(),
+        "uid=1000(app) gid=1000(app) groups=1000(app)\n"
+    );
     assert_eq!(std::fs::metadata(&x).unwrap().uid(), sub + 999);
     cleanup(r.dir.path());
 }
@@ -122,16 +171,41 @@ fn unprivileged_user_with_subordinate_ids() {
 fn unprivileged_user_without_subordinate_ids_gets_a_single_id() {
     require_root();
     let (uid, gid) = ensure_user("kilntest1", false);
-    assert_eq!(subid_start("/etc/subuid", "kilntest1"), None, "kilntest1 must have no subuid range");
+    assert_eq!(
+        subid_start("/etc/subuid", "kilntest1"),
+        None,
+        "kilntest1 must have no subuid range"
+    );
     let r = run_as("kilntest1", uid, gid, SCRIPT, None);
-    assert!(r.stdout.starts_with("mapping userns=true single=true uid1000=false\n"), "{}", r.stdout);
-    assert!(r.stderr.contains("mapping only your own id to root"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("mapping userns=true single=true uid1000=false\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("mapping only your own id to root"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(lines(&r.stdout, "status "), ["exit code 0"]);
     assert_eq!(lines(&r.stdout, "change "), FIXTURE);
-    assert_eq!(std::fs::metadata(r.dir.path().join("upper/hello")).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::metadata(r.dir.path().join("upper/hello"))
+            .unwrap()
+            .uid(),
+        uid
+    );
     cleanup(r.dir.path());
     // What cannot work says so.
     let r = run_as("kilntest1", uid, gid, "true", Some("app"));
-    assert!(lines(&r.stdout, "error ").iter().any(|e| e.contains("setgid 1000") || e.contains("setuid 1000") || e.contains("chown")), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        lines(&r.stdout, "error ")
+            .iter()
+            .any(|e| e.contains("setgid 1000") || e.contains("setuid 1000") || e.contains("chown")),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     cleanup(r.dir.path());
 }

@@ -86,7 +86,12 @@ pub fn overlay_run(
     let mut out = Vec::new();
     let outcome = kiln_sandbox::run(&spec, &mut |b: &[u8]| out.extend_from_slice(b)).expect("run");
     let changes = kiln_sandbox::changes(lowers, &upper).expect("changes");
-    (outcome, String::from_utf8_lossy(&out).into_owned(), changes, upper)
+    (
+        outcome,
+        String::from_utf8_lossy(&out).into_owned(),
+        changes,
+        upper,
+    )
 }
 
 /// The same on a plain copy of the merged lowers, compared with the double walk.
