@@ -1,8 +1,11 @@
-//! The init process (pid 1 of the new pid namespace): builds the container like runc does for
-//! BuildKit, starts the command, reaps, tears down and reports.
+//! Building the container like BuildKit and runc do: the supervisor (in the new namespaces)
+//! mounts the root file system, records mount stubs and creates the working directory; the
+//! container process (pid 1 of the new pid namespace) mounts `/proc`, `/dev`, `/sys` and the
+//! binds, pivots into the root and becomes the command; the supervisor then removes the stubs
+//! and reports.
 //!
-//! Runs in a forked child of a possibly multi-threaded program: it never returns, never
-//! unwinds into the caller's code and writes nothing to the caller's stdout/stderr.
+//! Runs in forked children of a possibly multi-threaded program: nothing here returns into the
+//! caller's code, unwinds into it or writes to its stdout/stderr.
 
 use std::fs;
 use std::io;
@@ -14,12 +17,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{fork, ForkResult};
 
 use crate::rootpath::root_path;
 use crate::spec::Network;
+use crate::user::ResolvedUser;
 
 /// How to get the root file system.
 #[derive(Debug)]
@@ -122,29 +126,29 @@ fn one_line(s: &str) -> String {
     s.replace(['\t', '\n'], " ")
 }
 
-/// The container's pid 1.
-pub(crate) fn init(plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    // What `ps` in the container shows for pid 1, whatever thread forked us.
-    let _ = nix::sys::prctl::set_name(c"kiln-init");
+/// Runs in the shim, which has entered the new namespaces (its children are in the new pid
+/// namespace): prepares the root file system like BuildKit does on the host side, starts the
+/// container process, waits for it, removes the mount stubs and reports.
+pub(crate) fn supervise(plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_init(plan, out_w, &status_w)
+        run_supervisor(plan, out_w, &status_w)
     }));
     match result {
         Ok(Ok(line)) => report(&status_w, &line),
-        Ok(Err(e)) => report(
-            &status_w,
-            &format!("S\t{}\t{}\n", one_line(&e.step), one_line(&e.message)),
-        ),
-        Err(_) => report(&status_w, "S\tsandbox init\tpanicked\n"),
+        Ok(Err(e)) => report_step(&status_w, &e),
+        Err(_) => report(&status_w, "S\tsandbox\tpanicked\n"),
     }
     exit(0)
 }
 
-/// Mount points made for the command, as container paths, in mount order.
-struct Mounted(Vec<PathBuf>);
+fn report_step(status_w: &OwnedFd, e: &StepError) {
+    report(
+        status_w,
+        &format!("S\t{}\t{}\n", one_line(&e.step), one_line(&e.message)),
+    );
+}
 
-fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
+fn run_supervisor(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
     mount(
         None::<&str>,
         "/",
@@ -159,6 +163,48 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
     nix::unistd::sethostname("buildkitsandbox").step(|| "set hostname".into())?;
 
     let root = plan.rootfs_mnt.as_path();
+    mount_rootfs(plan, root)?;
+
+    // BuildKit's MountStubsCleaner looks before anything is created.
+    let mut stub_targets: Vec<String> = vec!["/etc/resolv.conf".into(), "/etc/hosts".into()];
+    stub_targets.extend(plan.mounts.iter().map(|m| m.target().to_string()));
+    let stubs = record_stubs(root, &stub_targets).step(|| "look for mount stubs".into())?;
+
+    let passwd = read_in_root(root, "/etc/passwd");
+    let group = read_in_root(root, "/etc/group");
+    let user = crate::user::resolve(&passwd, &group, &plan.user)
+        .step(|| format!("resolve user {:?}", plan.user))?;
+
+    // The working directory is created like BuildKit does (MkdirAllAndChown 0755): it stays.
+    let cwd = root_path(root, Path::new(&plan.cwd))
+        .step(|| format!("resolve working directory {}", plan.cwd))?;
+    if fs::metadata(&cwd).is_err() {
+        mkdir_all_chown(&cwd, user.uid, user.gid)
+            .step(|| format!("create working directory {}", plan.cwd))?;
+    }
+
+    // SAFETY: this process is single-threaded (a fork of the caller).
+    let child = match unsafe { fork() }.step(|| "fork container".into())? {
+        ForkResult::Child => container(plan, &user, &out_w, status_w),
+        ForkResult::Parent { child } => child,
+    };
+    // The command holds the output pipe now; keeping it would delay the parent's EOF.
+    drop(out_w);
+    let status = loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => break format!("X\t{code}\n"),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break format!("K\t{}\n", sig as i32),
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(e) => return Err(e).step(|| "wait for the command".into()),
+        }
+    };
+    // The command was pid 1: when it ended the kernel killed everything else in its pid
+    // namespace, and its mount namespace (/proc, /dev, binds, ...) went away with it.
+    remove_stubs(root, &stubs);
+    Ok(status)
+}
+
+fn mount_rootfs(plan: &Plan, root: &Path) -> Step<()> {
     match &plan.root_source {
         RootSource::Overlay {
             lowers,
@@ -218,27 +264,30 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
         )
         .step(|| format!("bind {}", dir.display()))?,
     }
+    Ok(())
+}
 
-    // BuildKit's MountStubsCleaner looks before anything is created.
-    let mut stub_targets: Vec<String> = vec!["/etc/resolv.conf".into(), "/etc/hosts".into()];
-    stub_targets.extend(plan.mounts.iter().map(|m| m.target().to_string()));
-    let stubs = record_stubs(root, &stub_targets).step(|| "look for mount stubs".into())?;
-
-    let passwd = read_in_root(root, "/etc/passwd");
-    let group = read_in_root(root, "/etc/group");
-    let user = crate::user::resolve(&passwd, &group, &plan.user)
-        .step(|| format!("resolve user {:?}", plan.user))?;
-
-    // The working directory is created like BuildKit does (MkdirAllAndChown 0755): it stays.
-    let cwd = root_path(root, Path::new(&plan.cwd))
-        .step(|| format!("resolve working directory {}", plan.cwd))?;
-    if fs::metadata(&cwd).is_err() {
-        mkdir_all_chown(&cwd, user.uid, user.gid)
-            .step(|| format!("create working directory {}", plan.cwd))?;
+/// The container process, pid 1 of the new pid namespace (as with runc, the command itself is
+/// pid 1: `$$` is 1): own mount namespace, runc's mounts, pivot_root, then the command.
+fn container(plan: &Plan, user: &ResolvedUser, out_w: &OwnedFd, status_w: &OwnedFd) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let setup =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| enter_container(plan, user)));
+    match setup {
+        Ok(Ok(command)) => crate::exec::run(&command, out_w, status_w),
+        Ok(Err(e)) => report_step(status_w, &e),
+        Err(_) => report(status_w, "S\tcontainer set-up\tpanicked\n"),
     }
+    exit(1)
+}
 
-    let mut mounted = Mounted(Vec::new());
-    setup_mounts(plan, root, &mut mounted)?;
+fn enter_container(plan: &Plan, user: &ResolvedUser) -> Step<crate::exec::Command> {
+    // A mount namespace of its own: pivot_root must not move the supervisor, which removes the
+    // stubs afterwards through its own view of the root file system.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .step(|| "unshare mount namespace".into())?;
+    let root = plan.rootfs_mnt.as_path();
+    setup_mounts(plan, root)?;
 
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
     // container's tree (runc's trick: no directory for the old root is needed).
@@ -249,43 +298,7 @@ fn run_init(plan: &Plan, out_w: OwnedFd, status_w: &OwnedFd) -> Step<String> {
 
     let setgroups_allowed =
         fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
-    let command = crate::exec::Command::prepare(plan, &user, setgroups_allowed);
-
-    // SAFETY: this process is single-threaded (a fork of a fork).
-    let child = match unsafe { fork() }.step(|| "fork command".into())? {
-        ForkResult::Child => crate::exec::run(&command, &out_w, status_w),
-        ForkResult::Parent { child } => child,
-    };
-    // The command holds the output pipe now; keeping it would delay the parent's EOF.
-    drop(out_w);
-
-    let status = reap(child);
-    // Whatever the command left running dies with it, as when a container's pid 1 exits.
-    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    while !matches!(
-        waitpid(Pid::from_raw(-1), None),
-        Err(nix::errno::Errno::ECHILD)
-    ) {}
-
-    for m in mounted.0.iter().rev() {
-        let _ = umount2(m.as_path(), MntFlags::MNT_DETACH);
-    }
-    remove_stubs(&stubs);
-    Ok(status)
-}
-
-/// Waits for the command, reaping any other child on the way; the report line for it.
-fn reap(child: Pid) -> String {
-    loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => return format!("X\t{code}\n"),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                return format!("K\t{}\n", sig as i32)
-            }
-            Err(nix::errno::Errno::ECHILD) => return "X\t255\n".into(),
-            _ => continue,
-        }
-    }
+    Ok(crate::exec::Command::prepare(plan, user, setgroups_allowed))
 }
 
 fn read_in_root(root: &Path, p: &str) -> Vec<u8> {
@@ -362,9 +375,8 @@ fn record_stubs(root: &Path, targets: &[String]) -> io::Result<Vec<PathBuf>> {
 }
 
 /// Removes stubs that are still empty, restoring their parent's times (BuildKit issue 3148).
-/// Runs after pivot_root, so `/` is the container's root.
-fn remove_stubs(stubs: &[PathBuf]) {
-    let root = Path::new("/");
+/// `stubs` are container paths, `root` where the container's root is mounted.
+fn remove_stubs(root: &Path, stubs: &[PathBuf]) {
     for s in stubs {
         let Ok(p) = root_path(root, s) else { continue };
         let Ok(st) = fs::symlink_metadata(&p) else {
@@ -383,7 +395,10 @@ fn remove_stubs(stubs: &[PathBuf]) {
             continue;
         }
         let Some(parent) = p.parent() else { continue };
-        match root_path(root, parent) {
+        let Ok(parent_rel) = parent.strip_prefix(root) else {
+            continue;
+        };
+        match root_path(root, parent_rel) {
             Ok(rp) if rp == parent => {}
             _ => continue,
         }
@@ -433,7 +448,7 @@ const READONLY: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
+fn setup_mounts(plan: &Plan, root: &Path) -> Step<()> {
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
@@ -450,7 +465,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         None::<&str>,
     )
     .step(|| "mount /proc".into())?;
-    mounted.0.push("/proc".into());
 
     mount(
         Some("tmpfs"),
@@ -460,7 +474,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         Some("mode=755,size=65536k"),
     )
     .step(|| "mount /dev".into())?;
-    mounted.0.push("/dev".into());
     for d in ["/dev/pts", "/dev/shm"] {
         mkdir_all(&at(d)).step(|| format!("create {d}"))?;
     }
@@ -520,7 +533,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         .step(|| "bind /sys".into())?;
         remount_ro(&sys).step(|| "make /sys read-only".into())?;
     }
-    mounted.0.push("/sys".into());
 
     for (source, target) in [
         (&plan.resolv_file, "/etc/resolv.conf"),
@@ -536,7 +548,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         )
         .step(|| format!("bind {target}"))?;
         remount_ro(&dest).step(|| format!("make {target} read-only"))?;
-        mounted.0.push(container_path(root, &dest));
     }
 
     for m in &plan.mounts {
@@ -576,7 +587,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
             )
             .step(|| format!("mount writable view on {target}"))?,
         }
-        mounted.0.push(container_path(root, &dest));
     }
 
     for p in MASKED {
@@ -619,10 +629,6 @@ fn setup_mounts(plan: &Plan, root: &Path, mounted: &mut Mounted) -> Step<()> {
         remount_ro(&path).step(|| format!("make {p} read-only"))?;
     }
     Ok(())
-}
-
-fn container_path(root: &Path, host: &Path) -> PathBuf {
-    Path::new("/").join(host.strip_prefix(root).unwrap_or(host))
 }
 
 /// Resolves a mount target inside the root and creates it like runc: a file for binds of

@@ -3,15 +3,16 @@
 //! Process structure (everything is forked from the caller, nothing is re-executed):
 //!
 //! ```text
-//! caller ── fork ─► shim: unshare(mount, uts, ipc, pid[, net]) ── fork ─► init (pid 1)
-//!                                                                          │ mounts, pivot_root
-//!                                                                          └─ fork ─► command
+//! caller ── fork ─► supervisor: unshare(mount, uts, ipc, pid[, net]), mount the root fs
+//!                     └─ fork ─► container (pid 1): unshare(mount), /proc, /dev, ..., pivot_root,
+//!                                                   exec the command (it stays pid 1, as in runc)
 //! ```
 //!
-//! *init* sets the container up, starts the command, reaps every process, kills what is left
-//! when the command exits, unmounts, removes mount stubs and reports the status through a pipe.
-//! All mounts live in the namespace that dies with *init*, so nothing stays mounted, whatever
-//! happens. Both children die with their parent (`PR_SET_PDEATHSIG`).
+//! When the command exits, the kernel kills whatever else runs in its pid namespace and drops
+//! its mounts; the supervisor removes the mount stubs through its own view of the root file
+//! system and reports the status through a pipe. Every mount lives in a namespace that dies
+//! with these processes, so nothing stays mounted, whatever happens. Both children die with
+//! their parent (`PR_SET_PDEATHSIG`).
 
 use std::fs;
 use std::io::Read;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 
 use crate::container::{self, Plan, PlannedMount, RootSource};
@@ -268,7 +269,7 @@ fn parse_report(report: &str, program: &str) -> Result<Option<ExitStatus>> {
     Ok(status)
 }
 
-/// First child: enter the new namespaces, start init as pid 1, pass its exit on.
+/// First child: enter the new namespaces and supervise the container.
 fn shim(flags: CloneFlags, plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // Descriptors other threads of the caller had open at fork time (say, a file being written
@@ -278,27 +279,7 @@ fn shim(flags: CloneFlags, plan: &Plan, out_w: OwnedFd, status_w: OwnedFd) -> ! 
         container::report(&status_w, &format!("S\tunshare namespaces\t{e}\n"));
         container::exit(1);
     }
-    // SAFETY: as above; this process is single-threaded now.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => container::init(plan, out_w, status_w),
-        Ok(ForkResult::Parent { child }) => {
-            drop(out_w);
-            drop(status_w);
-            let code = loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, c)) => break c,
-                    Ok(WaitStatus::Signaled(..)) => break 1,
-                    Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-                    Err(_) => break 1,
-                }
-            };
-            container::exit(code)
-        }
-        Err(e) => {
-            container::report(&status_w, &format!("S\tfork init\t{e}\n"));
-            container::exit(1)
-        }
-    }
+    container::supervise(plan, out_w, status_w)
 }
 
 /// Closes every descriptor from 3 up except `keep`.

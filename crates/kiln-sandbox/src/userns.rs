@@ -69,6 +69,18 @@ impl Mapping {
         self.uids.iter().map(|r| u64::from(r.count)).sum::<u64>() == 1
     }
 
+    /// The xattr that marks an opaque directory for the overlay mounts [`crate::run`] makes in
+    /// this mapping (`userxattr` inside a user namespace). Lower directories kiln prepares
+    /// from layer tars (`.wh..wh..opq`) must use this name: the kernel ignores the other one.
+    /// The differ reads both.
+    pub fn overlay_opaque_xattr(&self) -> &'static str {
+        if self.in_user_namespace() {
+            "user.overlay.opaque"
+        } else {
+            "trusted.overlay.opaque"
+        }
+    }
+
     /// Whether `uid` exists inside the namespace.
     pub fn maps_uid(&self, uid: u32) -> bool {
         maps(&self.uids, uid)
@@ -396,6 +408,7 @@ mod tests {
             }],
         };
         assert!(m.in_user_namespace() && !m.is_single_id());
+        assert_eq!(m.overlay_opaque_xattr(), "user.overlay.opaque");
         assert!(m.maps_uid(1000) && m.maps_uid(65536) && !m.maps_uid(65537));
         assert!(!m.maps_gid(1));
         let host = Mapping::current().unwrap();

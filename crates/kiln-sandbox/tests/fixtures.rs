@@ -62,7 +62,13 @@ fn busybox_run_layer_then_empty_layer() {
 
 /// A stack on which dev/, proc/ and sys/ already exist (like every RUN after the first).
 fn prepared(base: &Base) -> Vec<PathBuf> {
-    let (o, _, ch, upper) = overlay_run(base, std::slice::from_ref(&base.lower), "prep", "true", |_| {});
+    let (o, _, ch, upper) = overlay_run(
+        base,
+        std::slice::from_ref(&base.lower),
+        "prep",
+        "true",
+        |_| {},
+    );
     assert!(o.status.success());
     assert_eq!(summary(&ch), ["A dev", "A proc", "A sys"]);
     vec![upper, base.lower.clone()]

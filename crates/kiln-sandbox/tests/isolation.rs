@@ -30,16 +30,20 @@ fn run_script(
 #[test]
 fn only_own_processes_are_visible() {
     require_root();
-    let (o, out, _, _) = run_script("/bin/busybox sleep 30 & /bin/busybox ps -o pid,comm; ls /proc | /bin/busybox grep -E '^[0-9]+$' | /bin/busybox sort -n | /bin/busybox tr '\\n' ' '", |_| {});
+    let (o, out, _, _) = run_script("echo $$; /bin/busybox sleep 30 & /bin/busybox ps -o pid,comm; ls /proc | /bin/busybox grep -E '^[0-9]+$' | /bin/busybox sort -n | /bin/busybox tr '\\n' ' '", |_| {});
     assert!(o.status.success(), "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    // ps: header, pid 1 (kiln's init), the shell, sleep, ps.
-    let pids: Vec<u32> = lines[1..lines.len() - 1]
+    // As with runc, the command is pid 1.
+    assert_eq!(lines[0], "1");
+    // ps: header, then the shell, sleep and ps itself.
+    let procs: Vec<(u32, &str)> = lines[2..lines.len() - 1]
         .iter()
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next().unwrap().parse().unwrap(), f.next().unwrap())
+        })
         .collect();
-    assert_eq!(pids, [1, 2, 3, 4], "{out}");
-    assert!(lines[1].ends_with("kiln-init"), "{out}");
+    assert_eq!(procs, [(1, "sh"), (2, "busybox"), (3, "busybox")], "{out}");
     // /proc lists the same namespace: a handful of small pids, never the host's.
     let listed: Vec<u32> = lines
         .last()
@@ -214,8 +218,14 @@ fn exit_codes_signals_output_and_exec_errors() {
     assert_eq!(o.status, ExitStatus::Code(3));
     assert_eq!(out, "out\nerr\n");
     assert_eq!(o.output_tail, b"out\nerr\n");
-    let (o, _, _, _) = run_script("kill -9 $$", |_| {});
-    assert_eq!(o.status, ExitStatus::Signal(9));
+    // The command is pid 1 of its namespace: signals from inside do not kill it (as in runc),
+    // other processes die normally.
+    let (o, out, _, _) = run_script(
+        "kill -9 $$; /bin/busybox sh -c 'kill -9 $$'; echo survived $?",
+        |_| {},
+    );
+    assert_eq!(o.status, ExitStatus::Code(0));
+    assert_eq!(out, "Killed\nsurvived 137\n");
     let (o, out, _, _) = run_script("/bin/busybox seq 1 3000", |_| {});
     assert!(o.status.success());
     assert_eq!(o.output_tail.len(), kiln_sandbox::OUTPUT_TAIL);
