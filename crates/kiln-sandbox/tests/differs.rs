@@ -251,3 +251,40 @@ fn same_dirent_rules() {
     fs::set_permissions(&db, fs::Permissions::from_mode(0o700)).unwrap();
     assert!(!kiln_sandbox::same_dirent(&entry(&da), &entry(&db)).unwrap());
 }
+
+/// Lowers prepared by hand (as kiln does from layer tars) with the opaque marker that
+/// `Mapping::overlay_opaque_xattr` names and a whiteout: the kernel's view in the sandbox and
+/// the user-space view of the differ agree.
+#[test]
+fn hand_made_lowers_work_in_the_kernel_overlay() {
+    require_root();
+    let base = Base::new();
+    let t = base.tmp.path();
+    let (top, mid) = (t.join("top"), t.join("mid"));
+    mkdirs(&mid, &["x"]);
+    fs::write(mid.join("x/old"), "old").unwrap();
+    fs::write(mid.join("gone"), "gone").unwrap();
+    mkdirs(&top, &["x"]);
+    fs::write(top.join("x/new"), "new").unwrap();
+    let mapping = kiln_sandbox::userns::Mapping::current().unwrap();
+    xattr::set(top.join("x"), mapping.overlay_opaque_xattr(), b"y").unwrap();
+    whiteout(&top.join("gone"));
+    let lowers = vec![top.clone(), mid.clone(), base.lower.clone()];
+    let (o, out, ch, _) = overlay_run(
+        &base,
+        &lowers,
+        "k",
+        "ls /x; test -e /gone || echo no-gone",
+        |_| {},
+    );
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out, "new\nno-gone\n");
+    let names: Vec<String> = kiln_sandbox::LayerStack::overlay(&lowers)
+        .read_dir(Path::new("x"))
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n.into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["new"]);
+    assert_eq!(summary(&ch), ["A dev", "A proc", "A sys"]);
+}
