@@ -100,6 +100,39 @@ pub struct BuildArgs {
     /// Progress output on stderr
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+
+    /// Default network for RUN (RUN --network overrides it)
+    #[arg(long, value_enum, default_value = "host")]
+    pub network: NetworkArg,
+
+    /// Named context (repeatable): NAME=oci-layout://DIR[@sha256:...], NAME=docker-image://REF,
+    /// NAME=oci-archive:PATH or NAME=docker-archive:PATH. `FROM NAME` and `COPY --from=NAME` use it.
+    #[arg(long = "build-context", value_name = "NAME=SOURCE")]
+    pub build_contexts: Vec<String>,
+
+    /// Cache of downloaded blobs [default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln]
+    #[arg(long = "cache-dir", value_name = "DIR", env = "KILN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Use only the local cache; fail naming every missing blob
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Build from `FROM name:tag` without a digest (prints the digest used)
+    #[arg(long = "allow-floating-tags")]
+    pub allow_floating_tags: bool,
+
+    /// Registry (host[:port]) that may be reached over plain http (loopback always may)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// A new network namespace with only loopback
+    None,
+    /// The host's network
+    Host,
 }
 
 const BUILD_EXAMPLES: &str = "\
@@ -223,6 +256,12 @@ pub fn run(a: BuildArgs) -> CliResult {
     })?;
     let df = kiln_dockerfile::parse_bytes(&text, &display, Default::default())
         .map_err(|e| Failure::input(e.to_string()))?;
+    if has_run(&df) {
+        // RUN needs (namespace) root: as an unprivileged user, kiln re-executes itself in a
+        // user namespace. Nothing has started a thread yet.
+        kiln_sandbox::userns::reexec_into_userns()
+            .map_err(|e| Failure::env(format!("cannot enter a user namespace for RUN: {e}")))?;
+    }
     check_output_parent(&a.output)?;
 
     let work = tempfile::Builder::new()
@@ -231,6 +270,49 @@ pub fn run(a: BuildArgs) -> CliResult {
         .map_err(|e| Failure::env(format!("cannot create a temporary directory: {e}")))?;
     let store = BlobStore::open(work.path().join("store"))
         .map_err(|e| Failure::env(format!("cannot create the blob store: {e}")))?;
+    let mut named = BTreeMap::new();
+    for bc in &a.build_contexts {
+        let (name, value) = bc.split_once('=').ok_or_else(|| {
+            Failure::input(format!("--build-context {bc:?}: expected NAME=SOURCE"))
+        })?;
+        let src = kiln_build::bases::NamedSource::parse(value)
+            .map_err(|e| Failure::input(format!("--build-context {name}: {e}")))?;
+        named.insert(kiln_build::bases::named_context_key(name), src);
+    }
+    let cache_root = match &a.cache_dir {
+        Some(d) => d.clone(),
+        None => kiln_registry::Cache::default_root().unwrap_or_else(|| work.path().join("cache")),
+    };
+    let cache = kiln_registry::Cache::open(&cache_root)
+        .map_err(|e| Failure::env(format!("cache {}: {e}", cache_root.display())))?;
+    let client = if a.offline {
+        None
+    } else {
+        Some(kiln_registry::Client::new(kiln_registry::ClientOptions {
+            insecure_registries: a.insecure_registries.clone(),
+            ..Default::default()
+        }))
+    };
+    let blobs_dir = work.path().join("blobs");
+    std::fs::create_dir_all(&blobs_dir).map_err(|e| Failure::env(e.to_string()))?;
+    let resolver = kiln_build::bases::ImageResolver {
+        client,
+        cache,
+        named,
+        allow_floating_tags: a.allow_floating_tags,
+        offline: a.offline,
+        work: blobs_dir,
+        progress: &printer,
+    };
+    let sandbox_dir = work.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox_dir).map_err(|e| Failure::env(e.to_string()))?;
+    let executor = kiln_build::run::SandboxExecutor::new(
+        &sandbox_dir,
+        match a.network {
+            NetworkArg::None => kiln_sandbox::Network::None,
+            NetworkArg::Host => kiln_sandbox::Network::Host,
+        },
+    );
     let opts = BuildOptions {
         context_dir: a.context.clone(),
         dockerfile: dockerfile.clone(),
@@ -245,8 +327,8 @@ pub fn run(a: BuildArgs) -> CliResult {
         },
         store: &store,
         work_dir: work.path(),
-        resolver: None,
-        executor: None,
+        resolver: Some(&resolver),
+        executor: Some(&executor),
         progress: &printer,
     };
     let out = kiln_build::build(&df, &opts)?;
@@ -266,6 +348,14 @@ pub fn run(a: BuildArgs) -> CliResult {
         }
     );
     Ok(0)
+}
+
+fn has_run(df: &kiln_dockerfile::Dockerfile) -> bool {
+    df.stages.iter().any(|s| {
+        s.commands
+            .iter()
+            .any(|c| matches!(c.instruction, kiln_dockerfile::Instruction::Run(_)))
+    })
 }
 
 fn check_output_parent(out: &Path) -> Result<(), Failure> {

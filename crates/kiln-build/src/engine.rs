@@ -85,6 +85,10 @@ pub trait BaseResolver {
 
 /// A RUN to execute.
 pub struct RunRequest<'a> {
+    /// Index of the stage (executors may cache per stage).
+    pub stage: usize,
+    /// The stage this one was built `FROM`, if any.
+    pub parent_stage: Option<usize>,
     /// The stage's root file system before the command.
     pub tree: &'a Tree,
     pub args: Vec<String>,
@@ -174,6 +178,8 @@ pub struct BuildOutput {
 
 #[derive(Clone)]
 struct StageState {
+    index: usize,
+    parent: Option<usize>,
     tree: Tree,
     image: ImageConfig,
     layers: Vec<LayerRecord>,
@@ -427,6 +433,8 @@ impl Builder<'_> {
             p = image.platform();
         }
         Ok(StageState {
+            index: 0,
+            parent: None,
             tree,
             image,
             layers: layers_out,
@@ -501,9 +509,12 @@ impl Builder<'_> {
                 }
                 s.image.config.on_build.clear();
                 s.cmd_set = false;
+                s.parent = Some(*j);
                 s
             }
             StageRef::Image(name) if name == "scratch" => StageState {
+                index: i,
+                parent: None,
                 tree: Tree::new(),
                 image: empty_image(&platform),
                 layers: Vec::new(),
@@ -551,6 +562,7 @@ impl Builder<'_> {
             onbuild_from_parent = std::mem::take(&mut st.image.config.on_build);
         }
 
+        st.index = i;
         let mut commands: Vec<(usize, Instruction, String)> = Vec::new();
         for expr in &onbuild_from_parent {
             let parsed = kiln_dockerfile::parse(&format!("FROM scratch\n{expr}\n"), &file)
@@ -1108,6 +1120,8 @@ impl Builder<'_> {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
         let req = RunRequest {
+            stage: st.index,
+            parent_stage: st.parent,
             tree: &st.tree,
             args: run_args.args.clone(),
             env,

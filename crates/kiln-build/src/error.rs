@@ -93,3 +93,13 @@ impl From<crate::context::ContextError> for BuildError {
         BuildError::new(kind, e.to_string())
     }
 }
+
+impl From<kiln_image::ImageError> for BuildError {
+    fn from(e: kiln_image::ImageError) -> BuildError {
+        let kind = match &e {
+            kiln_image::ImageError::Io(_) => ErrorKind::Environment,
+            _ => ErrorKind::Input,
+        };
+        BuildError::new(kind, e.to_string())
+    }
+}

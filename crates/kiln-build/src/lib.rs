@@ -6,6 +6,7 @@
 //! layer with BuildKit's rules. RUN is delegated to a [`engine::RunExecutor`] (the sandbox),
 //! base images to a [`engine::BaseResolver`].
 
+pub mod bases;
 pub mod chmod;
 pub mod context;
 pub mod copy;
@@ -15,9 +16,11 @@ pub mod error;
 pub mod gofmt;
 pub mod gomatch;
 pub mod layers;
+pub mod materialize;
 pub mod output;
 pub mod platform;
 pub mod ports;
+pub mod run;
 pub mod signal;
 pub mod tree;
 pub mod unpack;
