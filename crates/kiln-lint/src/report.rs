@@ -121,7 +121,7 @@ impl Report {
                 plural(self.findings.len(), "finding"),
                 plural(self.count(Severity::Error), "error"),
                 plural(self.count(Severity::Warning), "warning"),
-                plural(self.count(Severity::Info), "info"),
+                format!("{} info", self.count(Severity::Info)),
             )
         }
     }

@@ -77,7 +77,7 @@ fn clock(ctx: &RunCtx, out: &mut Problems) {
     if !what.is_empty() {
         out.add(
             RuleId::Clock,
-            format!("{} embeds the time of the build", list(&what)),
+            format!("reads the wall clock: {}", list(&what)),
         );
     }
 }
@@ -164,7 +164,7 @@ fn randomness(ctx: &RunCtx, out: &mut Problems) {
     if !what.is_empty() {
         out.add(
             RuleId::Randomness,
-            format!("{} gives a different value on every build", list(&what)),
+            format!("uses values that differ on every run: {}", list(&what)),
         );
     }
 }
@@ -205,7 +205,7 @@ fn host(ctx: &RunCtx, out: &mut Problems) {
     if !what.is_empty() {
         out.add(
             RuleId::HostIdentity,
-            format!("{} records the machine that ran the build", list(&what)),
+            format!("reads the identity of the machine that runs the build: {}", list(&what)),
         );
     }
 }

@@ -468,7 +468,11 @@ fn pip(ctx: &RunCtx, cmd: &SimpleCommand, args: &[Word], out: &mut Problems) {
     }
     dedup(&mut unpinned);
     if !unpinned.is_empty() {
-        let tool = cmd.name();
+        let tool = match cmd.name() {
+            "uv" => "uv pip".to_string(),
+            n if n.starts_with("python") => format!("{n} -m pip"),
+            n => n.to_string(),
+        };
         out.add(
             RuleId::PipUnpinned,
             format!(

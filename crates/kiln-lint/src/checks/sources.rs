@@ -30,7 +30,7 @@ pub(crate) fn check_add(srcs: &[String], checksum: Option<&str>, out: &mut Probl
                 let what = if reference.is_empty() {
                     "the default branch".to_string()
                 } else {
-                    format!("`{reference}`, a branch or tag")
+                    format!("`{reference}` (a branch or tag)")
                 };
                 out.add(
                     RuleId::GitNotCommit,
@@ -110,12 +110,12 @@ pub(crate) fn check_run(ctx: &RunCtx, out: &mut Problems) {
             Some(k) => used[k] = true,
             None => {
                 let what = match branch {
-                    Some(b) => format!("`{b}`, a branch or tag"),
+                    Some(b) => format!("`{b}` (a branch or tag)"),
                     None => "the default branch".to_string(),
                 };
                 out.add(
                     RuleId::GitNotCommit,
-                    format!("`git clone {url}` checks out {what} and no commit is checked out after it"),
+                    format!("`git clone {url}` checks out {what}, and no commit is checked out after it"),
                 );
             }
         }
