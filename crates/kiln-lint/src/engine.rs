@@ -121,9 +121,7 @@ pub fn lint(
     };
     w.walk()?;
     let mut findings = w.findings;
-    findings.sort_by(|a, b| {
-        (a.line, a.rule, &a.message).cmp(&(b.line, b.rule, &b.message))
-    });
+    findings.sort_by(|a, b| (a.line, a.rule, &a.message).cmp(&(b.line, b.rule, &b.message)));
     Ok(findings)
 }
 
@@ -137,7 +135,13 @@ impl Walker<'_> {
     }
 
     /// Records one instruction's problems, one finding per rule.
-    fn report(&mut self, line: usize, end_line: usize, problems: Problems, extra_comments: &[String]) {
+    fn report(
+        &mut self,
+        line: usize,
+        end_line: usize,
+        problems: Problems,
+        extra_comments: &[String],
+    ) {
         let mut by_rule: BTreeMap<RuleId, Vec<String>> = BTreeMap::new();
         for (rule, msg) in problems.0 {
             let msgs = by_rule.entry(rule).or_default();
@@ -145,7 +149,9 @@ impl Walker<'_> {
                 msgs.push(msg);
             }
         }
-        let silenced = self.suppressions.for_instruction(line, end_line, extra_comments);
+        let silenced = self
+            .suppressions
+            .for_instruction(line, end_line, extra_comments);
         for (rule, msgs) in by_rule {
             if silenced.covers(rule) {
                 continue;
@@ -222,7 +228,9 @@ impl Walker<'_> {
                 }
             }
             Instruction::Env(_) => {
-                if let Expanded::Env(env) = ins.expand(&self.lex, st).map_err(|e| self.err(line, e))? {
+                if let Expanded::Env(env) =
+                    ins.expand(&self.lex, st).map_err(|e| self.err(line, e))?
+                {
                     for kv in env.vars {
                         st.env.set(&kv.key, &kv.value);
                         if kv.key == SDE {
@@ -290,7 +298,8 @@ impl Walker<'_> {
             .map_err(|e| self.err(line, e))?;
         for m in &mounts {
             if let Some(from) = m.from.as_deref() {
-                if matches!(m.kind, MountType::Bind | MountType::Cache) && !self.is_stage_ref(from) {
+                if matches!(m.kind, MountType::Bind | MountType::Cache) && !self.is_stage_ref(from)
+                {
                     if let Some(msg) = images::check_image(from, from, &self.opts.build_contexts) {
                         p.add(RuleId::FloatingBaseImage, format!("RUN --mount from={msg}"));
                     }

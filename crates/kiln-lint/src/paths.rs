@@ -119,10 +119,19 @@ mod tests {
     #[test]
     fn removals() {
         let lists = "/var/lib/apt/lists/_";
-        for yes in ["/var/lib/apt/lists/*", "/var/lib/apt/lists", "/var/lib/apt/lists/", "/var/lib/apt"] {
+        for yes in [
+            "/var/lib/apt/lists/*",
+            "/var/lib/apt/lists",
+            "/var/lib/apt/lists/",
+            "/var/lib/apt",
+        ] {
             assert!(removal_covers(yes, lists), "{yes}");
         }
-        for no in ["/var/lib/apt/lists/partial", "var/lib/apt/lists", "/var/cache/apt/*"] {
+        for no in [
+            "/var/lib/apt/lists/partial",
+            "var/lib/apt/lists",
+            "/var/cache/apt/*",
+        ] {
             assert!(!removal_covers(no, lists), "{no}");
         }
         assert!(removal_covers("/var/log/*", "/var/log/apt/history.log"));
@@ -134,6 +143,9 @@ mod tests {
     fn mounts() {
         assert!(mount_covers("/var/lib/apt", "/var/lib/apt/lists/_"));
         assert!(mount_covers("/var/lib/apt/", "/var/lib/apt/lists/_"));
-        assert!(!mount_covers("/var/lib/apt/lists/partial", "/var/lib/apt/lists/_"));
+        assert!(!mount_covers(
+            "/var/lib/apt/lists/partial",
+            "/var/lib/apt/lists/_"
+        ));
     }
 }

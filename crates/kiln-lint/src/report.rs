@@ -90,7 +90,9 @@ fn sarif_rules() -> Vec<Value> {
 impl Report {
     /// Whether any finding has severity error.
     pub fn has_errors(&self) -> bool {
-        self.findings.iter().any(|f| f.severity() == Severity::Error)
+        self.findings
+            .iter()
+            .any(|f| f.severity() == Severity::Error)
     }
 
     /// 1 when any finding is an error, else 0.
@@ -107,7 +109,11 @@ impl Report {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         for f in &self.findings {
             let r = f.rule();
-            writeln!(out, "{}:{} {} {}: {}", self.file, f.line, r.id, r.severity, f.message)?;
+            writeln!(
+                out,
+                "{}:{} {} {}: {}",
+                self.file, f.line, r.id, r.severity, f.message
+            )?;
             writeln!(out, "  fix: {}", r.fix)?;
         }
         if self.findings.is_empty() {
@@ -116,12 +122,12 @@ impl Report {
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
             writeln!(
                 out,
-                "{}: {} ({}, {}, {})",
+                "{}: {} ({}, {}, {} info)",
                 self.file,
                 plural(self.findings.len(), "finding"),
                 plural(self.count(Severity::Error), "error"),
                 plural(self.count(Severity::Warning), "warning"),
-                format!("{} info", self.count(Severity::Info)),
+                self.count(Severity::Info),
             )
         }
     }

@@ -299,7 +299,12 @@ fn unwrap_wrappers(cmd: &mut SimpleCommand) {
                 1 + args.iter().take_while(|a| *a == "-p").count()
             }
             "time" => 1 + args.iter().take_while(|a| a.starts_with('-')).count(),
-            "sudo" => 1 + options_len(&args, &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"]),
+            "sudo" => {
+                1 + options_len(
+                    &args,
+                    &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"],
+                )
+            }
             "nice" | "ionice" => 1 + options_len(&args, &["-n", "-c"]),
             "stdbuf" => 1 + options_len(&args, &["-i", "-o", "-e"]),
             "timeout" => {
@@ -311,7 +316,18 @@ fn unwrap_wrappers(cmd: &mut SimpleCommand) {
                 cmd.more_args_from_stdin = true;
                 1 + options_len(
                     &args,
-                    &["-n", "-P", "-I", "-d", "-a", "-L", "-s", "-E", "--arg-file", "--delimiter"],
+                    &[
+                        "-n",
+                        "-P",
+                        "-I",
+                        "-d",
+                        "-a",
+                        "-L",
+                        "-s",
+                        "-E",
+                        "--arg-file",
+                        "--delimiter",
+                    ],
                 )
             }
             "env" => {
@@ -476,7 +492,11 @@ impl Reader {
         self.out.push(done);
     }
 
-    fn redirect(&mut self, cmd: &mut SimpleCommand, pending: &mut Vec<(Option<usize>, usize, bool)>) {
+    fn redirect(
+        &mut self,
+        cmd: &mut SimpleCommand,
+        pending: &mut Vec<(Option<usize>, usize, bool)>,
+    ) {
         let mut op = String::new();
         while let Some(c) = self.peek(0) {
             let next = format!("{op}{c}");
@@ -493,7 +513,10 @@ impl Reader {
         while matches!(self.peek(0), Some(' ' | '\t')) {
             self.pos += 1;
         }
-        let target = if matches!(self.peek(0), None | Some('\n' | ';' | '&' | '|' | '(' | ')' | '<' | '>')) {
+        let target = if matches!(
+            self.peek(0),
+            None | Some('\n' | ';' | '&' | '|' | '(' | ')' | '<' | '>')
+        ) {
             Word::literal("")
         } else {
             self.word().word
@@ -808,7 +831,10 @@ mod tests {
     #[test]
     fn substitutions_are_read_first() {
         let s = parse(r#"echo "Built at $(date -u)" > /b.txt && X=`uuidgen`"#);
-        assert_eq!(names(&s), ["date -u", "echo Built at $(date -u)", "uuidgen", ""]);
+        assert_eq!(
+            names(&s),
+            ["date -u", "echo Built at $(date -u)", "uuidgen", ""]
+        );
         assert!(s.commands[0].in_substitution);
         assert!(s.commands[1].stdout_to_file());
         assert!(s.commands[1].words[1].dynamic);
@@ -822,14 +848,22 @@ mod tests {
         );
         assert_eq!(
             names(&s),
-            ["[ -f x ]", "apt-get install y", "date", "sh -ec go build ./...", "go build ./..."]
+            [
+                "[ -f x ]",
+                "apt-get install y",
+                "date",
+                "sh -ec go build ./...",
+                "go build ./..."
+            ]
         );
         assert_eq!(s.commands[1].assignments[0].name, "A");
     }
 
     #[test]
     fn comments_and_heredocs() {
-        let s = parse("cat <<EOF > /etc/x # kiln:ignore=KL009\ndate\nEOF\nbash <<'S'\nuseradd app\nS\n");
+        let s = parse(
+            "cat <<EOF > /etc/x # kiln:ignore=KL009\ndate\nEOF\nbash <<'S'\nuseradd app\nS\n",
+        );
         assert_eq!(s.comments, ["kiln:ignore=KL009"]);
         assert_eq!(names(&s), ["cat", "bash", "useradd app"]);
         assert_eq!(s.commands[0].redirects[0].body.as_deref(), Some("date\n"));
@@ -844,7 +878,17 @@ mod tests {
 
     #[test]
     fn unterminated_input_does_not_panic() {
-        for t in ["echo \"abc", "echo 'x", "$(date", "`x", "${a", "a <<", "cat <<E\nbody", "\\", "$"] {
+        for t in [
+            "echo \"abc",
+            "echo 'x",
+            "$(date",
+            "`x",
+            "${a",
+            "a <<",
+            "cat <<E\nbody",
+            "\\",
+            "$",
+        ] {
             let _ = parse(t);
         }
     }

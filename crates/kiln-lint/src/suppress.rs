@@ -104,7 +104,9 @@ mod tests {
         assert!(at5.covers(RuleId::Randomness));
         assert!(!at5.covers(RuleId::FloatingBaseImage));
         // Line 2 is not a comment: line 1 does not reach line 5... but it reaches line 2.
-        assert!(s.for_instruction(2, 2, &[]).covers(RuleId::FloatingBaseImage));
+        assert!(s
+            .for_instruction(2, 2, &[])
+            .covers(RuleId::FloatingBaseImage));
         assert!(!s.for_instruction(6, 6, &[]).covers(RuleId::Clock));
         assert!(s
             .for_instruction(9, 9, &["kiln:ignore=all".into()])

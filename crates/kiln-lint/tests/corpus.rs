@@ -25,7 +25,10 @@ fn cases() -> Vec<(String, PathBuf)> {
 #[test]
 fn every_rule_has_a_case() {
     let names: Vec<String> = cases().into_iter().map(|(n, _)| n).collect();
-    let want: Vec<String> = RULES.iter().map(|r| format!("{}-{}", r.id, r.slug)).collect();
+    let want: Vec<String> = RULES
+        .iter()
+        .map(|r| format!("{}-{}", r.id, r.slug))
+        .collect();
     assert_eq!(names, want);
 }
 
@@ -37,11 +40,19 @@ fn trigger_files_yield_exactly_their_rule_at_the_right_lines() {
         let want = expected(&text);
         assert!(!want.is_empty(), "{name}: no `# expect:` header");
         let id = &name[..5];
-        assert!(want.iter().all(|(r, _)| r == id), "{name}: header names another rule");
+        assert!(
+            want.iter().all(|(r, _)| r == id),
+            "{name}: header names another rule"
+        );
         let report = lint_case(&dir, &LintOptions::default());
         assert_eq!(found(&report), want, "{name}:\n{}", show(&report));
         // One finding per instruction and rule.
-        assert_eq!(report.findings.len(), want.len(), "{name}:\n{}", show(&report));
+        assert_eq!(
+            report.findings.len(),
+            want.len(),
+            "{name}:\n{}",
+            show(&report)
+        );
     }
 }
 
@@ -56,7 +67,10 @@ fn fixed_twins_yield_nothing() {
 #[test]
 fn trigger_messages_say_what_was_seen() {
     let msg = |case: &str, line: usize| {
-        let r = lint_case(&lint_data(&format!("rules/{case}/trigger")), &LintOptions::default());
+        let r = lint_case(
+            &lint_data(&format!("rules/{case}/trigger")),
+            &LintOptions::default(),
+        );
         r.findings
             .into_iter()
             .find(|f| f.line == line)
@@ -111,8 +125,10 @@ fn classic_lab_yields_one_finding_per_mistake() {
     let dir = lint_data("classic-lab");
     let ctx_dir = common::with_git(&dir);
     let text = fs::read_to_string(dir.join("Dockerfile")).unwrap();
-    let ctx = kiln_lint::BuildContext::open(ctx_dir.path(), &ctx_dir.path().join("Dockerfile")).unwrap();
-    let report = kiln_lint::lint_str(&text, "Dockerfile", Some(&ctx), &LintOptions::default()).unwrap();
+    let ctx =
+        kiln_lint::BuildContext::open(ctx_dir.path(), &ctx_dir.path().join("Dockerfile")).unwrap();
+    let report =
+        kiln_lint::lint_str(&text, "Dockerfile", Some(&ctx), &LintOptions::default()).unwrap();
     let want: BTreeSet<(String, usize)> = [
         // FROM golang:latest
         ("KL001", 1),
@@ -158,7 +174,11 @@ fn buildkit_fixture_dockerfiles_yield_nothing() {
             }
             let case = dir.file_name().unwrap().to_string_lossy().into_owned();
             let report = lint_case(&dir, &fixture_options(&case));
-            assert!(report.findings.is_empty(), "{base}/{case}:\n{}", show(&report));
+            assert!(
+                report.findings.is_empty(),
+                "{base}/{case}:\n{}",
+                show(&report)
+            );
             seen += 1;
         }
     }

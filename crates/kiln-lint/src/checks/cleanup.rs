@@ -23,7 +23,7 @@ fn apt_lists(ctx: &RunCtx, out: &mut Problems) {
         .enumerate()
         .filter(|(_, c)| apt_subcommand(c).is_some_and(|(s, _)| s == "update"))
         .map(|(i, _)| i)
-        .last();
+        .next_back();
     let Some(at) = last_update else {
         return;
     };
@@ -70,7 +70,10 @@ fn logs(ctx: &RunCtx, out: &mut Problems) {
     };
     let mut targets = vec![
         ("/var/log/dpkg.log", "/var/log/dpkg.log"),
-        ("/var/cache/ldconfig/aux-cache", "/var/cache/ldconfig/aux-cache"),
+        (
+            "/var/cache/ldconfig/aux-cache",
+            "/var/cache/ldconfig/aux-cache",
+        ),
     ];
     if apt {
         targets.insert(0, ("/var/log/apt/", "/var/log/apt/history.log"));
@@ -112,16 +115,20 @@ fn shadow(ctx: &RunCtx, out: &mut Problems) {
         .skip(last + 1)
         .filter(|(_, c)| match c.name() {
             "chage" => c.args().iter().any(|w| {
-                w.text == "-d" || w.text.starts_with("--lastday") || (w.text.starts_with("-d") && w.text.len() > 2)
+                w.text == "-d"
+                    || w.text.starts_with("--lastday")
+                    || (w.text.starts_with("-d") && w.text.len() > 2)
             }),
             "sed" | "perl" => {
-                c.args().iter().any(|w| w.text.starts_with("-i") || w.text.starts_with("-pi"))
+                c.args()
+                    .iter()
+                    .any(|w| w.text.starts_with("-i") || w.text.starts_with("-pi"))
                     && c.args().iter().any(|w| w.text == "/etc/shadow")
             }
             _ => false,
         })
         .map(|(i, _)| i)
-        .last();
+        .next_back();
     let mut missing = Vec::new();
     if reset.is_none() {
         missing.push("the last-change day is not reset (`chage -d`) after it".to_string());

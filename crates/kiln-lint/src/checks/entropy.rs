@@ -47,9 +47,18 @@ fn date_is_fixed(ctx: &RunCtx, c: &SimpleCommand) -> bool {
         None => true,
         Some(v) => {
             let v = v.to_ascii_lowercase();
-            !["now", "today", "yesterday", "tomorrow", "ago", "next", "last", "this"]
-                .iter()
-                .any(|rel| v.contains(rel))
+            ![
+                "now",
+                "today",
+                "yesterday",
+                "tomorrow",
+                "ago",
+                "next",
+                "last",
+                "this",
+            ]
+            .iter()
+            .any(|rel| v.contains(rel))
         }
     }
 }
@@ -90,7 +99,11 @@ fn mktemp_dir(ctx: &RunCtx, c: &SimpleCommand) -> String {
     }
     if let Some(t) = c.args().iter().find(|w| w.text.starts_with('/')) {
         if let Some((dir, _)) = t.text.rsplit_once('/') {
-            return if dir.is_empty() { "/".into() } else { dir.into() };
+            return if dir.is_empty() {
+                "/".into()
+            } else {
+                dir.into()
+            };
         }
     }
     ctx.vars.get("TMPDIR").unwrap_or("/tmp").to_string()
@@ -101,7 +114,11 @@ fn mktemp(ctx: &RunCtx, out: &mut Problems) {
     let made = cmds
         .iter()
         .filter(|c| c.name() == "mktemp")
-        .filter(|c| !c.args().iter().any(|w| w.text == "-u" || w.text == "--dry-run"))
+        .filter(|c| {
+            !c.args()
+                .iter()
+                .any(|w| w.text == "-u" || w.text == "--dry-run")
+        })
         .filter(|c| !ctx.mounted(&format!("{}/_", mktemp_dir(ctx, c).trim_end_matches('/'))))
         .count();
     if made == 0 {
@@ -121,7 +138,11 @@ fn mktemp(ctx: &RunCtx, out: &mut Problems) {
             (is_rm || is_trap) && c.args().iter().any(|w| w.mentions_var(var))
         })
     };
-    let kept: Vec<String> = held.iter().filter(|v| !removed(v)).map(|v| format!("${v}")).collect();
+    let kept: Vec<String> = held
+        .iter()
+        .filter(|v| !removed(v))
+        .map(|v| format!("${v}"))
+        .collect();
     if made > held.len() || !kept.is_empty() {
         let detail = if kept.is_empty() {
             "its name is never kept, so it cannot be removed".to_string()
@@ -144,7 +165,11 @@ fn randomness(ctx: &RunCtx, out: &mut Problems) {
                     what.push(format!("${v}"));
                 }
             }
-            for dev in ["/proc/sys/kernel/random/uuid", "/dev/urandom", "/dev/random"] {
+            for dev in [
+                "/proc/sys/kernel/random/uuid",
+                "/dev/urandom",
+                "/dev/random",
+            ] {
                 if w.text.contains(dev) {
                     what.push(dev.to_string());
                 }
@@ -154,7 +179,12 @@ fn randomness(ctx: &RunCtx, out: &mut Problems) {
         match c.name() {
             "uuidgen" | "mcookie" => what.push(format!("`{}`", c.name())),
             "openssl" if first == Some("rand") => what.push("`openssl rand`".into()),
-            "shuf" if !c.args().iter().any(|w| w.text.starts_with("--random-source")) => {
+            "shuf"
+                if !c
+                    .args()
+                    .iter()
+                    .any(|w| w.text.starts_with("--random-source")) =>
+            {
                 what.push("`shuf`".into())
             }
             _ => {}
@@ -180,10 +210,12 @@ fn host(ctx: &RunCtx, out: &mut Problems) {
             "uname" => {
                 let host_flags = c.args().iter().any(|w| {
                     let t = w.text.as_str();
-                    matches!(t, "--all" | "--nodename" | "--kernel-release" | "--kernel-version")
-                        || (t.starts_with('-')
-                            && !t.starts_with("--")
-                            && t.chars().any(|ch| matches!(ch, 'a' | 'n' | 'r' | 'v')))
+                    matches!(
+                        t,
+                        "--all" | "--nodename" | "--kernel-release" | "--kernel-version"
+                    ) || (t.starts_with('-')
+                        && !t.starts_with("--")
+                        && t.chars().any(|ch| matches!(ch, 'a' | 'n' | 'r' | 'v')))
                 });
                 if host_flags {
                     let args: Vec<&str> = c.words.iter().map(|w| w.text.as_str()).collect();
@@ -205,7 +237,10 @@ fn host(ctx: &RunCtx, out: &mut Problems) {
     if !what.is_empty() {
         out.add(
             RuleId::HostIdentity,
-            format!("reads the identity of the machine that runs the build: {}", list(&what)),
+            format!(
+                "reads the identity of the machine that runs the build: {}",
+                list(&what)
+            ),
         );
     }
 }

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 
 /// Whether `reference` ends in `@sha256:<64 lowercase hex>`.
 fn has_digest(reference: &str) -> bool {
-    reference.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
-        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    reference
+        .rsplit_once("@sha256:")
+        .is_some_and(|(name, hex)| {
+            !name.is_empty()
+                && hex.len() == 64
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 /// What is wrong with an image reference, if anything. `written` is the
@@ -42,7 +46,9 @@ pub(crate) fn check_image(
     let last = resolved.rsplit('/').next().unwrap_or(resolved);
     Some(match last.split_once(':') {
         None => format!("{shown} has no tag (so `latest`) and no digest"),
-        Some((_, tag)) => format!("{shown} names the tag `{tag}`, which can move; it has no digest"),
+        Some((_, tag)) => {
+            format!("{shown} names the tag `{tag}`, which can move; it has no digest")
+        }
     })
 }
 
@@ -57,9 +63,8 @@ fn named_context<'a>(image: &str, contexts: &'a BTreeMap<String, String>) -> Opt
 
 fn check_context(shown: &str, value: &str) -> Option<String> {
     if let Some(r) = value.strip_prefix("docker-image://") {
-        return (!has_digest(r)).then(|| {
-            format!("{shown} is the named context `{value}`, which has no digest")
-        });
+        return (!has_digest(r))
+            .then(|| format!("{shown} is the named context `{value}`, which has no digest"));
     }
     if let Some(r) = value.strip_prefix("oci-layout://") {
         return (!has_digest(r)).then(|| {
@@ -84,17 +89,26 @@ mod tests {
         assert!(check_image("golang:latest", "golang:latest", &none)
             .unwrap()
             .contains("tag `latest`"));
-        assert!(check_image("ubuntu", "ubuntu", &none).unwrap().contains("no tag"));
+        assert!(check_image("ubuntu", "ubuntu", &none)
+            .unwrap()
+            .contains("no tag"));
         assert!(check_image("localhost:5000/x", "localhost:5000/x", &none)
             .unwrap()
             .contains("no tag"));
-        assert!(check_image("d@sha256:00", "d@sha256:00", &none).unwrap().contains("malformed"));
+        assert!(check_image("d@sha256:00", "d@sha256:00", &none)
+            .unwrap()
+            .contains("malformed"));
         assert!(check_image("${B}", "", &none).unwrap().contains("empty"));
         let ctx = BTreeMap::from([
             ("busybox".to_string(), format!("oci-layout://base@{D}")),
-            ("alpine".to_string(), "docker-image://alpine:3.20".to_string()),
+            (
+                "alpine".to_string(),
+                "docker-image://alpine:3.20".to_string(),
+            ),
         ]);
         assert_eq!(check_image("busybox", "busybox", &ctx), None);
-        assert!(check_image("alpine", "alpine", &ctx).unwrap().contains("named context"));
+        assert!(check_image("alpine", "alpine", &ctx)
+            .unwrap()
+            .contains("named context"));
     }
 }

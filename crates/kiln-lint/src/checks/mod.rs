@@ -230,7 +230,7 @@ pub(crate) fn operands<'w>(args: &'w [Word], with_value: &[&str]) -> Vec<&'w Wor
 
 /// The value of option `names` (`--opt value`, `--opt=value`, `-ovalue` for
 /// one-letter options), first occurrence.
-pub(crate) fn option_value<'w>(args: &'w [Word], names: &[&str]) -> Option<String> {
+pub(crate) fn option_value(args: &[Word], names: &[&str]) -> Option<String> {
     let mut it = args.iter();
     while let Some(w) = it.next() {
         for n in names {

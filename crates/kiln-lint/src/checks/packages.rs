@@ -57,7 +57,11 @@ pub(crate) fn apt_subcommand(cmd: &SimpleCommand) -> Option<(String, Vec<&Word>)
 }
 
 fn apt_pinned(pkg: &str) -> bool {
-    if pkg.ends_with(".deb") || pkg.starts_with('/') || pkg.starts_with("./") || pkg.starts_with("../") {
+    if pkg.ends_with(".deb")
+        || pkg.starts_with('/')
+        || pkg.starts_with("./")
+        || pkg.starts_with("../")
+    {
         return true;
     }
     // `pkg-` removes a package instead of installing it.
@@ -99,7 +103,9 @@ fn apt(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
         }
         "upgrade" | "dist-upgrade" | "full-upgrade" | "build-dep" => out.add(
             RuleId::AptUnpinned,
-            format!("`{tool} {sub}` takes the newest packages on the mirror (no snapshot mirror set)"),
+            format!(
+                "`{tool} {sub}` takes the newest packages on the mirror (no snapshot mirror set)"
+            ),
         ),
         _ => {}
     }
@@ -133,7 +139,8 @@ const DNF_VALUE_OPTS: &[&str] = &[
 
 /// `name-version[-release]`: a dash followed by a digit after the name.
 fn rpm_pinned(pkg: &str) -> bool {
-    if pkg.ends_with(".rpm") || pkg.starts_with('/') || pkg.starts_with("./") || pkg.contains("://") {
+    if pkg.ends_with(".rpm") || pkg.starts_with('/') || pkg.starts_with("./") || pkg.contains("://")
+    {
         return true;
     }
     if pkg.starts_with('@') {
@@ -155,7 +162,10 @@ fn dnf(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
         | "up" | "distro-sync" | "dsync" | "upgrade-minimal" => {}
         _ => return,
     }
-    let upgrade = !matches!(sub, "install" | "in" | "reinstall" | "localinstall" | "groupinstall");
+    let upgrade = !matches!(
+        sub,
+        "install" | "in" | "reinstall" | "localinstall" | "groupinstall"
+    );
     if upgrade && pkgs.is_empty() {
         out.add(
             RuleId::DnfUnpinned,
@@ -328,7 +338,9 @@ pub(crate) fn pip_install(args: &[Word]) -> Option<PipInstall> {
                 p.constraints = true;
             }
             "-e" | "--editable" => p.editables.extend(it.next().cloned()),
-            _ if t.starts_with("--requirement=") || (t.starts_with("-r") && !t.starts_with("--")) => {
+            _ if t.starts_with("--requirement=")
+                || (t.starts_with("-r") && !t.starts_with("--")) =>
+            {
                 let v = t.strip_prefix("--requirement=").unwrap_or_else(|| &t[2..]);
                 p.files.push(Word {
                     text: v.to_string(),
@@ -417,7 +429,10 @@ fn pip(ctx: &RunCtx, cmd: &SimpleCommand, args: &[Word], out: &mut Problems) {
         return;
     };
     let env_hashes = truthy(ctx.vars.get("PIP_REQUIRE_HASHES"));
-    let env_constraint = ctx.vars.get("PIP_CONSTRAINT").is_some_and(|v| !v.is_empty());
+    let env_constraint = ctx
+        .vars
+        .get("PIP_CONSTRAINT")
+        .is_some_and(|v| !v.is_empty());
     if p.require_hashes || env_hashes || p.no_index {
         return;
     }
@@ -524,7 +539,11 @@ const NPM_VALUE_OPTS: &[&str] = &[
 
 /// `name@1.2.3`, `@scope/name@1.2.3-rc.1`, or a local path or tarball.
 fn npm_pinned(spec: &str) -> bool {
-    if spec.starts_with('.') || spec.starts_with('/') || spec.ends_with(".tgz") || spec.starts_with("file:") {
+    if spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.ends_with(".tgz")
+        || spec.starts_with("file:")
+    {
         return true;
     }
     let Some(at) = spec.rfind('@').filter(|&i| i > 0) else {
@@ -533,7 +552,10 @@ fn npm_pinned(spec: &str) -> bool {
     let version = &spec[at + 1..];
     let core = version.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn node(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
@@ -588,7 +610,11 @@ fn node(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
     if !unpinned.is_empty() {
         out.add(
             RuleId::NpmInstall,
-            format!("`{tool} {}` of {} without an exact version", sub.unwrap_or(""), list(&unpinned)),
+            format!(
+                "`{tool} {}` of {} without an exact version",
+                sub.unwrap_or(""),
+                list(&unpinned)
+            ),
         );
     }
 }
@@ -623,7 +649,10 @@ mod tests {
 
     #[test]
     fn requirements_files() {
-        assert_eq!(requirements_unpinned("a==1\n# c\nb==2 ; python_version<'4'\n"), Some(vec![]));
+        assert_eq!(
+            requirements_unpinned("a==1\n# c\nb==2 ; python_version<'4'\n"),
+            Some(vec![])
+        );
         assert_eq!(
             requirements_unpinned("-i https://x\na>=1\nb==2\n"),
             Some(vec!["a>=1".to_string()])

@@ -37,7 +37,8 @@ pub(crate) fn check_add(srcs: &[String], checksum: Option<&str>, out: &mut Probl
                     format!("ADD of `{src}` fetches {what}, not a commit"),
                 );
             }
-        } else if (src.starts_with("http://") || src.starts_with("https://")) && checksum.is_none() {
+        } else if (src.starts_with("http://") || src.starts_with("https://")) && checksum.is_none()
+        {
             out.add(
                 RuleId::AddUrlNoChecksum,
                 format!("ADD downloads `{src}` without --checksum"),
@@ -138,8 +139,16 @@ mod tests {
             &mut p,
         );
         assert!(p.0.is_empty());
-        check_add(&["https://github.com/moby/buildkit.git#master".into()], None, &mut p);
-        check_add(&["https://example.com/a.tgz".into()], Some("sha256:00"), &mut p);
+        check_add(
+            &["https://github.com/moby/buildkit.git#master".into()],
+            None,
+            &mut p,
+        );
+        check_add(
+            &["https://example.com/a.tgz".into()],
+            Some("sha256:00"),
+            &mut p,
+        );
         check_add(&["https://example.com/b.tgz".into()], None, &mut p);
         let rules: Vec<_> = p.0.iter().map(|(r, _)| *r).collect();
         assert_eq!(rules, [RuleId::GitNotCommit, RuleId::AddUrlNoChecksum]);

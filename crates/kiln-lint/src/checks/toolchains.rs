@@ -42,9 +42,12 @@ fn go(ctx: &RunCtx, out: &mut Problems) {
         }
         let flags = goflags(ctx, c);
         let trimpath = flags.contains("-trimpath")
-            || args
-                .iter()
-                .any(|w| matches!(w.text.as_str(), "-trimpath" | "--trimpath" | "-trimpath=true"));
+            || args.iter().any(|w| {
+                matches!(
+                    w.text.as_str(),
+                    "-trimpath" | "--trimpath" | "-trimpath=true"
+                )
+            });
         let ldflags = option_value(args, &["-ldflags", "--ldflags"]).unwrap_or_default();
         let buildid = flags.contains("-buildid=") || ldflags.contains("-buildid=");
         let mut missing = Vec::new();
@@ -62,7 +65,10 @@ fn go(ctx: &RunCtx, out: &mut Problems) {
     if !seen.is_empty() {
         out.add(
             RuleId::GoBuildFlags,
-            format!("{}: the binary embeds build paths and a build ID", seen.join("; ")),
+            format!(
+                "{}: the binary embeds build paths and a build ID",
+                seen.join("; ")
+            ),
         );
     }
 }
@@ -89,7 +95,8 @@ fn pyc(ctx: &RunCtx, out: &mut Problems) {
         if c.name().starts_with("python") {
             let args = c.args();
             let m = args.iter().position(|w| w.text == "-m");
-            let compileall = m.is_some_and(|m| args.get(m + 1).is_some_and(|w| w.text == "compileall"));
+            let compileall =
+                m.is_some_and(|m| args.get(m + 1).is_some_and(|w| w.text == "compileall"));
             if compileall {
                 let mode = option_value(args, &["--invalidation-mode"]).unwrap_or_default();
                 if !mode.ends_with("hash") {

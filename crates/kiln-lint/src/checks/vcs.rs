@@ -7,7 +7,12 @@ use crate::rules::RuleId;
 const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn"];
 
 /// Checks the (expanded) context sources of a COPY/ADD.
-pub(crate) fn check_copy(instruction: &str, srcs: &[String], ctx: &BuildContext, out: &mut Problems) {
+pub(crate) fn check_copy(
+    instruction: &str,
+    srcs: &[String],
+    ctx: &BuildContext,
+    out: &mut Problems,
+) {
     let mut leaks = Vec::new();
     for src in srcs {
         if src.contains("://") || src.starts_with("git@") {
@@ -50,7 +55,10 @@ pub(crate) fn check_copy(instruction: &str, srcs: &[String], ctx: &BuildContext,
         None => "there is no .dockerignore".to_string(),
         Some(p) => format!(
             "{} does not exclude it",
-            p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
         ),
     };
     out.add(

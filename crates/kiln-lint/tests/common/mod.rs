@@ -24,16 +24,24 @@ pub fn header(text: &str, key: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
 }
 
-/// `# expect: KL001 at 3, 7` as `{("KL001", 3), ("KL001", 7)}`.
+/// `# expect: KL001 at 3, 7; KL002 at 9` as `{("KL001", 3), ("KL001", 7), ("KL002", 9)}`.
 pub fn expected(text: &str) -> BTreeSet<(String, usize)> {
     let Some(v) = header(text, "expect") else {
         return BTreeSet::new();
     };
-    let (rule, lines) = v.split_once(" at ").expect("expect header: RULE at LINES");
-    lines
-        .split(',')
-        .map(|l| (rule.trim().to_string(), l.trim().parse().expect("line number")))
-        .collect()
+    let mut out = BTreeSet::new();
+    for part in v.split(';') {
+        let (rule, lines) = part
+            .split_once(" at ")
+            .expect("expect header: RULE at LINES");
+        for l in lines.split(',') {
+            out.insert((
+                rule.trim().to_string(),
+                l.trim().parse().expect("line number"),
+            ));
+        }
+    }
+    out
 }
 
 /// (rule id, line) of every finding.
@@ -64,7 +72,11 @@ pub fn with_git(dir: &Path) -> tempfile::TempDir {
     let git = t.path().join(".git");
     fs::create_dir_all(git.join("refs/heads")).unwrap();
     fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-    fs::write(git.join("refs/heads/main"), "3637d1b15a13fc3cdd0c16fcf3be0845ae68f53d\n").unwrap();
+    fs::write(
+        git.join("refs/heads/main"),
+        "3637d1b15a13fc3cdd0c16fcf3be0845ae68f53d\n",
+    )
+    .unwrap();
     t
 }
 
