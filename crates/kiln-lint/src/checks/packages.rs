@@ -51,6 +51,23 @@ pub(crate) fn apt_subcommand(cmd: &SimpleCommand) -> Option<(String, Vec<&Word>)
     if !matches!(cmd.name(), "apt-get" | "apt" | "aptitude") {
         return None;
     }
+    // Simulations and downloads change nothing in the image.
+    let dry = cmd.args().iter().any(|w| {
+        matches!(
+            w.text.as_str(),
+            "-s" | "--simulate"
+                | "--just-print"
+                | "--dry-run"
+                | "--recon"
+                | "--no-act"
+                | "-d"
+                | "--download-only"
+                | "--print-uris"
+        )
+    });
+    if dry {
+        return None;
+    }
     let ops = operands(cmd.args(), APT_VALUE_OPTS);
     let (sub, rest) = ops.split_first()?;
     Some((sub.text.clone(), rest.to_vec()))
