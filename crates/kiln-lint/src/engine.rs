@@ -265,7 +265,7 @@ impl Walker<'_> {
                 let inline: Vec<&str> = a.inline.iter().map(|f| f.data.as_str()).collect();
                 self.note_apt_sources(st, &a.srcs, &inline, &a.dest);
             }
-            Instruction::Run(run) => self.run(st, run, line, p, comments)?,
+            Instruction::Run(run) => self.run_instruction(st, run, line, p, comments)?,
             _ => {}
         }
         Ok(())
@@ -285,7 +285,7 @@ impl Walker<'_> {
         }
     }
 
-    fn run(
+    fn run_instruction(
         &self,
         st: &mut StageState,
         run: &Run,

@@ -39,7 +39,7 @@ pub use cli::{run, Format, LintArgs};
 pub use context::BuildContext;
 pub use engine::{lint, LintOptions};
 pub use error::LintError;
-pub use report::{rules_json, rules_sarif, write_rules_text, Finding, Report};
+pub use report::{rules_json, rules_markdown, rules_sarif, write_rules_text, Finding, Report};
 pub use rules::{Rule, RuleId, Severity, RULES};
 
 use kiln_dockerfile::ParseOptions;

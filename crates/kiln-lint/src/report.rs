@@ -199,6 +199,21 @@ pub fn write_rules_text(out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// The rule table as Markdown (the crate's RULES.md).
+pub fn rules_markdown() -> String {
+    let mut s = String::from(
+        "# kiln lint rules\n\nGenerated from the rule table (`kiln lint --list-rules`). \
+         Silence a rule for one instruction with `# kiln:ignore=ID` (or its slug) on the line above.\n",
+    );
+    for r in &RULES {
+        s.push_str(&format!(
+            "\n## {} `{}` ({})\n\n{}.\n\n- Breaks: {}.\n- Fix: {}.\n- See: <{}>\n",
+            r.id, r.slug, r.severity, r.title, r.breaks, r.fix, r.reference
+        ));
+    }
+    s
+}
+
 /// The rule table as a JSON array.
 pub fn rules_json() -> Value {
     Value::Array(RULES.iter().map(rule_json).collect())

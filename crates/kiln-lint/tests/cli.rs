@@ -342,3 +342,17 @@ fn dockerignore_next_to_the_dockerfile_wins() {
     .unwrap();
     assert_eq!(run_to_string(&args(&file, ctx.path(), Format::Text)).0, 1);
 }
+
+#[test]
+fn rules_md_matches_the_rule_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("RULES.md");
+    let want = kiln_lint::rules_markdown();
+    if std::env::var_os("KILN_BLESS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "RULES.md is stale: rerun this test with KILN_BLESS=1"
+    );
+}
