@@ -20,18 +20,14 @@ pub(crate) fn check(ctx: &RunCtx, out: &mut Problems) {
     }
 }
 
-/// Expands each operand to its values; unknown ones are skipped (better
-/// silent than wrong). `None` when an operand is unknown.
-fn values(ctx: &RunCtx, words: &[&Word]) -> (Vec<String>, bool) {
-    let mut out = Vec::new();
-    let mut unknown = false;
-    for w in words {
-        match ctx.vars.fields(w) {
-            Some(v) => out.extend(v),
-            None => unknown = true,
-        }
-    }
-    (out, unknown)
+/// Expands each operand to its values; operands only known at run time
+/// (`$(cat pkgs.txt)`) are skipped: better silent than wrong.
+fn values(ctx: &RunCtx, words: &[&Word]) -> Vec<String> {
+    words
+        .iter()
+        .filter_map(|w| ctx.vars.fields(w))
+        .flatten()
+        .collect()
 }
 
 const APT_VALUE_OPTS: &[&str] = &[
@@ -105,7 +101,7 @@ fn apt(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
     let tool = cmd.name();
     match sub.as_str() {
         "install" | "reinstall" => {
-            let (values, _) = values(ctx, &pkgs);
+            let values = values(ctx, &pkgs);
             let mut unpinned: Vec<String> = values.into_iter().filter(|p| !apt_pinned(p)).collect();
             dedup(&mut unpinned);
             if !unpinned.is_empty() {
@@ -190,7 +186,7 @@ fn dnf(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
         );
         return;
     }
-    let (values, _) = values(ctx, pkgs);
+    let values = values(ctx, pkgs);
     let mut unpinned: Vec<String> = values
         .into_iter()
         .filter(|p| sub == "groupinstall" || !rpm_pinned(p))
@@ -239,7 +235,7 @@ fn apk(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
     };
     match sub.text.as_str() {
         "add" => {
-            let (values, _) = values(ctx, pkgs);
+            let values = values(ctx, pkgs);
             let mut unpinned: Vec<String> = values.into_iter().filter(|p| !apk_pinned(p)).collect();
             dedup(&mut unpinned);
             if !unpinned.is_empty() {
@@ -621,7 +617,7 @@ fn node(ctx: &RunCtx, cmd: &SimpleCommand, out: &mut Problems) {
         );
         return;
     }
-    let (values, _) = values(ctx, adds);
+    let values = values(ctx, adds);
     let mut unpinned: Vec<String> = values.into_iter().filter(|p| !npm_pinned(p)).collect();
     dedup(&mut unpinned);
     if !unpinned.is_empty() {
