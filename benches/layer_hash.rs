@@ -37,7 +37,13 @@ fn generate(dir: &Path) -> u64 {
     let mut total = 0u64;
     let sizes: Vec<usize> = (0..FILES)
         // Mostly small files, a few large ones: ~40 KiB on average, ~200 MB in all.
-        .map(|i| if i % 100 == 0 { 1 << 20 } else { (i * 7919) % (60 * 1024) })
+        .map(|i| {
+            if i % 100 == 0 {
+                1 << 20
+            } else {
+                (i * 7919) % (60 * 1024)
+            }
+        })
         .collect();
     if marker.exists() {
         return sizes.iter().map(|s| *s as u64).sum();
@@ -63,7 +69,8 @@ fn layer_of(tree: &Tree, out: impl Write) -> (u64, String) {
     let touched: Touched = tree.walk().into_iter().map(|(p, _)| p).collect();
     let changes = kiln_build::emit::changes(&empty, tree, &touched);
     let mut lw = LayerWriter::new(out, Compression::Uncompressed);
-    kiln_build::emit::write_layer(tree, &changes, kiln_layer::Timestamp::from_secs(0), &mut lw).unwrap();
+    kiln_build::emit::write_layer(tree, &changes, kiln_layer::Timestamp::from_secs(0), &mut lw)
+        .unwrap();
     let (_, info) = lw.finish().unwrap();
     (info.uncompressed_size, info.diff_id.to_string())
 }
@@ -74,7 +81,10 @@ fn bench(c: &mut Criterion) {
     let tree = kiln_build::context::load(&dir, None).unwrap();
     // The tar once on disk, for sha256sum.
     let tar_path = dir.with_extension("tar");
-    let (tar_len, diff_id) = layer_of(&tree, std::io::BufWriter::new(std::fs::File::create(&tar_path).unwrap()));
+    let (tar_len, diff_id) = layer_of(
+        &tree,
+        std::io::BufWriter::new(std::fs::File::create(&tar_path).unwrap()),
+    );
     eprintln!("tree: {FILES} files, {payload} bytes of data; layer tar {tar_len} bytes, {diff_id}");
 
     let mut g = c.benchmark_group("layer-hash");
@@ -86,7 +96,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sha256sum over the same tar", |b| {
         b.iter(|| {
             let out = Command::new("sha256sum").arg(&tar_path).output().unwrap();
-            assert!(String::from_utf8_lossy(&out.stdout).starts_with(diff_id.trim_start_matches("sha256:")));
+            assert!(String::from_utf8_lossy(&out.stdout)
+                .starts_with(diff_id.trim_start_matches("sha256:")));
         })
     });
     g.finish();
