@@ -158,7 +158,7 @@ impl RunCtx<'_> {
             .commands
             .iter()
             .enumerate()
-            .filter(|(i, _)| after.map_or(true, |a| *i > a))
+            .filter(|(i, _)| after.is_none_or(|a| *i > a))
             .any(|(_, c)| {
                 removal_targets(c)
                     .iter()

@@ -75,7 +75,7 @@ pub(crate) fn check_run(ctx: &RunCtx, out: &mut Problems) {
         // A value only known at run time may well be a commit: give it the benefit of the doubt.
         let names_commit = args
             .iter()
-            .any(|w| ctx.vars.resolve(w).map_or(true, |v| is_commit(&v)));
+            .any(|w| ctx.vars.resolve(w).is_none_or(|v| is_commit(&v)));
         match c.words[s].text.as_str() {
             "clone" => {
                 let revision = args.iter().enumerate().any(|(j, w)| {
