@@ -283,8 +283,6 @@ pub fn run(a: BuildArgs) -> CliResult {
         Some(d) => d.clone(),
         None => kiln_registry::Cache::default_root().unwrap_or_else(|| work.path().join("cache")),
     };
-    let cache = kiln_registry::Cache::open(&cache_root)
-        .map_err(|e| Failure::env(format!("cache {}: {e}", cache_root.display())))?;
     let client = if a.offline {
         None
     } else {
@@ -295,15 +293,15 @@ pub fn run(a: BuildArgs) -> CliResult {
     };
     let blobs_dir = work.path().join("blobs");
     std::fs::create_dir_all(&blobs_dir).map_err(|e| Failure::env(e.to_string()))?;
-    let resolver = kiln_build::bases::ImageResolver {
+    let resolver = kiln_build::bases::ImageResolver::new(
         client,
-        cache,
+        cache_root,
         named,
-        allow_floating_tags: a.allow_floating_tags,
-        offline: a.offline,
-        work: blobs_dir,
-        progress: &printer,
-    };
+        a.allow_floating_tags,
+        a.offline,
+        blobs_dir,
+        &printer,
+    );
     let sandbox_dir = work.path().join("sandbox");
     std::fs::create_dir_all(&sandbox_dir).map_err(|e| Failure::env(e.to_string()))?;
     let executor = kiln_build::run::SandboxExecutor::new(

@@ -60,7 +60,9 @@ impl NamedSource {
 /// Resolves base images.
 pub struct ImageResolver<'a> {
     pub client: Option<Client>,
-    pub cache: Cache,
+    /// The blob cache directory; opened (and created) only when an image is pulled.
+    pub cache_root: PathBuf,
+    cache: std::cell::OnceCell<Cache>,
     pub named: BTreeMap<String, NamedSource>,
     pub allow_floating_tags: bool,
     pub offline: bool,
@@ -96,7 +98,42 @@ pub fn named_context_key(name: &str) -> String {
     }
 }
 
-impl ImageResolver<'_> {
+impl<'a> ImageResolver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Option<Client>,
+        cache_root: PathBuf,
+        named: BTreeMap<String, NamedSource>,
+        allow_floating_tags: bool,
+        offline: bool,
+        work: PathBuf,
+        progress: &'a dyn Progress,
+    ) -> ImageResolver<'a> {
+        ImageResolver {
+            client,
+            cache_root,
+            cache: std::cell::OnceCell::new(),
+            named,
+            allow_floating_tags,
+            offline,
+            work,
+            progress,
+        }
+    }
+
+    fn cache(&self) -> Result<&Cache, BuildError> {
+        if let Some(c) = self.cache.get() {
+            return Ok(c);
+        }
+        let c = Cache::open(&self.cache_root).map_err(|e| {
+            BuildError::env(format!(
+                "the image cache {} cannot be used: {e} (choose another with --cache-dir)",
+                self.cache_root.display()
+            ))
+        })?;
+        Ok(self.cache.get_or_init(|| c))
+    }
+
     fn base_image(
         &self,
         src: &ImageSource,
@@ -198,7 +235,7 @@ impl ImageResolver<'_> {
             _ => Source::Offline,
         };
         let pulled = self
-            .cache
+            .cache()?
             .pull(source, &r, &to_registry_platform(platform))
             .map_err(registry_err)?;
         let config_bytes = std::fs::read(&pulled.config.path)?;
