@@ -34,6 +34,10 @@ enum Command {
     Build(Box<cmd::build::BuildArgs>),
     /// Show an image's index, manifest, config and digests, and check its digest
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Download an image from a registry into a docker/OCI tarball or an OCI layout
+    Pull(Box<cmd::pull::PullArgs>),
+    /// Upload a docker/OCI tarball or an OCI layout to a registry
+    Push(cmd::push::PushArgs),
 }
 
 fn main() {
@@ -49,6 +53,8 @@ fn main() {
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
         Command::Analyze(a) => cmd::analyze::run(a),
+        Command::Pull(a) => cmd::pull::run(*a),
+        Command::Push(a) => cmd::push::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -290,6 +290,7 @@ pub fn run(a: BuildArgs) -> CliResult {
     } else {
         Some(kiln_registry::Client::new(kiln_registry::ClientOptions {
             insecure_registries: a.insecure_registries.clone(),
+            progress: crate::progress::transfers(a.progress),
             ..Default::default()
         }))
     };

@@ -2,3 +2,5 @@
 
 pub mod analyze;
 pub mod build;
+pub mod pull;
+pub mod push;

@@ -181,7 +181,9 @@ impl ImageResolver<'_> {
                 )));
             };
             let digest = client.resolve(&r).map_err(registry_err)?;
-            let pinned = format!("{}@{digest}", r.name());
+            // The user's name and tag kept, the digest added: `debian:bookworm@sha256:...`
+            // (the digest wins; the tag stays as documentation).
+            let pinned = format!("{}@{digest}", r.familiar());
             if !self.allow_floating_tags {
                 return Err(BuildError::input(format!(
                     "FROM {reference} is a floating tag: it points to {digest} today and may point elsewhere tomorrow.\n\
