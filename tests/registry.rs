@@ -64,7 +64,11 @@ fn push_pull_build_push_round_trip_through_a_real_registry() {
         "{}",
         again.stdout
     );
-    assert!(!again.stderr.contains("uploaded sha256:"), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("uploaded sha256:"),
+        "{}",
+        again.stderr
+    );
 
     // Pull by digest, twice into fresh caches: byte-identical tarballs, the original blobs.
     let pinned = format!("{busybox}@{BUSYBOX_MANIFEST}");
@@ -92,10 +96,7 @@ fn push_pull_build_push_round_trip_through_a_real_registry() {
         assert_eq!(a["imageDigest"], BUSYBOX_MANIFEST, "{a}");
         tarballs.push(std::fs::read(&out).unwrap());
     }
-    assert!(
-        tarballs[0] == tarballs[1],
-        "two pulls gave different bytes"
-    );
+    assert!(tarballs[0] == tarballs[1], "two pulls gave different bytes");
     assert!(tarballs[0] != tarballs[2], "docker and OCI tarballs differ");
     if let Some(json) = skopeo_inspect(
         &format!("oci-archive:{}", s.path("pulled-3.tar").display()),
@@ -183,7 +184,11 @@ fn push_pull_build_push_round_trip_through_a_real_registry() {
         std::fs::read_to_string(s.path("digest.txt")).unwrap(),
         format!("{}\n", b1.image_digest())
     );
-    assert!(p.stdout.contains("3 uploaded, 0 already there"), "{}", p.stdout);
+    assert!(
+        p.stdout.contains("3 uploaded, 0 already there"),
+        "{}",
+        p.stdout
+    );
     assert!(reg
         .requests()
         .iter()
@@ -193,9 +198,18 @@ fn push_pull_build_push_round_trip_through_a_real_registry() {
     }
     // And by digest (a reference naming another digest is refused before any upload).
     let by_digest = format!("{}/result@{}", reg.addr, b1.image_digest());
-    let p2 = Run::ok(s.kiln().args(["push", "--progress", "quiet"]).arg(&first).arg(&by_digest));
+    let p2 = Run::ok(
+        s.kiln()
+            .args(["push", "--progress", "quiet"])
+            .arg(&first)
+            .arg(&by_digest),
+    );
     assert_eq!(p2.image_digest(), b1.image_digest());
-    assert!(p2.stdout.contains("0 uploaded, 3 already there"), "{}", p2.stdout);
+    assert!(
+        p2.stdout.contains("0 uploaded, 3 already there"),
+        "{}",
+        p2.stdout
+    );
     let wrong = Run::of(
         s.kiln()
             .args(["push", "--progress", "quiet"])
@@ -304,7 +318,11 @@ fn floating_tags_are_refused_with_the_pinned_line_unless_allowed() {
     // Offline, a tag cannot be resolved at all.
     let offline = pull(&["--offline", "--allow-floating-tags"], "p-offline.tar");
     assert_eq!(offline.code, 2, "{}", offline.stderr);
-    assert!(offline.stderr.contains("pin it by digest"), "{}", offline.stderr);
+    assert!(
+        offline.stderr.contains("pin it by digest"),
+        "{}",
+        offline.stderr
+    );
 }
 
 #[test]

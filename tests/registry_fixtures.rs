@@ -67,7 +67,10 @@ fn prepare(s: &Scratch, name: &'static str, registry: Option<&str>) -> Case {
 }
 
 fn build(s: &Scratch, case: &Case, out: &Path, cache: &Path, extra: &[&str]) -> Run {
-    let sde = case.expected["source_date_epoch"].as_i64().unwrap().to_string();
+    let sde = case.expected["source_date_epoch"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     Run::of(
         s.kiln()
             .args(["build", "--progress", "quiet", "--sde", &sde, "-f"])

@@ -39,7 +39,9 @@ fn serve(lie: Lie) -> Hostile {
             return match lie {
                 Lie::NoManifest => Reply::new(404)
                     .header("Content-Type", "application/json")
-                    .body(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#),
+                    .body(
+                        r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                    ),
                 Lie::HugeManifest => {
                     let mut body = b"{\"schemaVersion\":2,\"x\":\"".to_vec();
                     body.resize(4 * 1024 * 1024 + 100, b'a');
@@ -85,7 +87,10 @@ fn expectation(lie: Lie) -> (i32, &'static str) {
         Lie::TruncatedBlob => (3, "transfer cut short"),
         Lie::NoManifest => (2, "not found"),
         Lie::HugeManifest => (2, "larger than the 4194304-byte limit"),
-        Lie::UnknownMediaType => (2, "unsupported manifest media type \"application/vnd.example.weird+json\""),
+        Lie::UnknownMediaType => (
+            2,
+            "unsupported manifest media type \"application/vnd.example.weird+json\"",
+        ),
     }
 }
 
@@ -119,7 +124,11 @@ fn check(lie: Lie) {
     );
     eprint!("{lie:?}: kiln pull exit {}: {}", pull.code, pull.stderr);
     assert_eq!(pull.code, code, "{lie:?} pull: {}", pull.stderr);
-    assert!(pull.stderr.contains(phrase), "{lie:?} pull: {}", pull.stderr);
+    assert!(
+        pull.stderr.contains(phrase),
+        "{lie:?} pull: {}",
+        pull.stderr
+    );
     assert!(pull.stderr.starts_with("error: "), "{}", pull.stderr);
     assert!(pull.stdout.is_empty(), "{}", pull.stdout);
     assert_no_output(&out_dir, &[]);
@@ -151,7 +160,11 @@ fn check(lie: Lie) {
     );
     eprint!("{lie:?}: kiln build exit {}: {}", build.code, build.stderr);
     assert_eq!(build.code, code, "{lie:?} build: {}", build.stderr);
-    assert!(build.stderr.contains(phrase), "{lie:?} build: {}", build.stderr);
+    assert!(
+        build.stderr.contains(phrase),
+        "{lie:?} build: {}",
+        build.stderr
+    );
     assert_no_output(&build_out, &[]);
     let cached = assert_cache_clean(&build_cache);
     assert!(!cached.contains(&BUSYBOX_LAYER.to_string()), "{cached:?}");

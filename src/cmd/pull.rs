@@ -114,8 +114,7 @@ pub fn run(a: PullArgs) -> CliResult {
             Failure::env("no cache directory: set --cache-dir, $KILN_CACHE_DIR or $HOME")
         })?,
     };
-    let cache =
-        Cache::open(&cache_root).map_err(|e| Failure::env(format!("cache: {e}")))?;
+    let cache = Cache::open(&cache_root).map_err(|e| Failure::env(format!("cache: {e}")))?;
     let client = (!a.offline).then(|| client(&a.insecure_registries, a.progress));
     let source = match &client {
         Some(c) => Source::Online(c),
@@ -131,7 +130,11 @@ pub fn run(a: PullArgs) -> CliResult {
             if !a.allow_floating_tags {
                 return Err(floating_tag_error(&a.reference, &r, &digest));
             }
-            eprintln!("warning: {} resolved to {}@{digest}", a.reference, r.familiar());
+            eprintln!(
+                "warning: {} resolved to {}@{digest}",
+                a.reference,
+                r.familiar()
+            );
             r.pinned(digest)
         }
     };
