@@ -279,12 +279,26 @@ pub fn run(a: BuildArgs) -> CliResult {
             .map_err(|e| Failure::input(format!("--build-context {name}: {e}")))?;
         named.insert(kiln_build::bases::named_context_key(name), src);
     }
-    let cache_root = match &a.cache_dir {
-        Some(d) => d.clone(),
-        None => kiln_registry::Cache::default_root().unwrap_or_else(|| work.path().join("cache")),
+    let open_cache = |root: &Path| {
+        kiln_registry::Cache::open(root)
+            .map_err(|e| Failure::env(format!("cache {}: {e}", root.display())))
     };
-    let cache = kiln_registry::Cache::open(&cache_root)
-        .map_err(|e| Failure::env(format!("cache {}: {e}", cache_root.display())))?;
+    let cache = match (&a.cache_dir, kiln_registry::Cache::default_root()) {
+        (Some(d), _) => open_cache(d)?,
+        // The default cache may belong to someone else (another user with the same $HOME);
+        // a build must not fail for that: it gets a cache of its own.
+        (None, Some(d)) => match open_cache(&d) {
+            Ok(c) => c,
+            Err(e) => {
+                kiln_build::Progress::warn(
+                    &printer,
+                    &format!("{}; using a temporary cache for this build", e.message),
+                );
+                open_cache(&work.path().join("cache"))?
+            }
+        },
+        (None, None) => open_cache(&work.path().join("cache"))?,
+    };
     let client = if a.offline {
         None
     } else {
