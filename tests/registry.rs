@@ -121,6 +121,26 @@ fn push_pull_build_push_round_trip_through_a_real_registry() {
         let got = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
         assert!(got == busybox_blob(blob), "blob {blob} differs");
     }
+    // What kiln pulled pushes back under the same digest, from either form (monolithic and
+    // chunked uploads into new repositories).
+    for (i, (image, chunk)) in [(s.path("pulled-3.tar"), "1000000"), (layout, "0")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = s.kiln();
+        c.args(["push", "--progress", "quiet"]);
+        if chunk != "0" {
+            c.args(["--chunk-size", chunk]);
+        }
+        let to = format!("{}/copy{i}:v1", reg.addr);
+        let r = Run::ok(c.arg(&image).arg(&to));
+        assert_eq!(r.image_digest(), BUSYBOX_MANIFEST, "{}", image.display());
+        assert!(
+            r.stdout.contains("2 uploaded, 0 already there"),
+            "{}",
+            r.stdout
+        );
+    }
 
     // Build FROM the registry, through an empty cache.
     let cache = s.path("build-cache");
