@@ -36,6 +36,10 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     /// Find sources of non-determinism in a Dockerfile before they break a build
     Lint(kiln_lint::LintArgs),
+    /// Download an image from a registry into a docker/OCI tarball or an OCI layout
+    Pull(Box<cmd::pull::PullArgs>),
+    /// Upload a docker/OCI tarball or an OCI layout to a registry
+    Push(cmd::push::PushArgs),
 }
 
 fn main() {
@@ -52,6 +56,8 @@ fn main() {
         Command::Build(a) => cmd::build::run(*a),
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Lint(a) => cmd::lint::run(a),
+        Command::Pull(a) => cmd::pull::run(*a),
+        Command::Push(a) => cmd::push::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

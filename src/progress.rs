@@ -1,9 +1,15 @@
-//! Build progress on stderr: step headers and warnings (`plain`), nothing but errors
-//! (`quiet`). `auto` is `plain`; kiln never prints anything that depends on timing.
+//! Progress on stderr. Builds: step headers and warnings (`plain`), nothing but errors
+//! (`quiet`); `auto` is `plain`, and nothing printed depends on timing. Blob transfers: live
+//! bars when `auto` and stderr is a terminal, else one line per blob moved (`plain`), or
+//! nothing (`quiet`).
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_registry::{Digest, Direction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -41,6 +47,127 @@ impl kiln_build::Progress for Printer {
         if !self.quiet() {
             let mut e = std::io::stderr().lock();
             let _ = e.write_all(bytes);
+        }
+    }
+}
+
+/// Progress of blob downloads and uploads, for the registry client: bars on a terminal in
+/// `auto` mode, one line per finished blob in `plain` mode (and in `auto` mode when stderr is
+/// not a terminal), nothing in `quiet` mode.
+pub fn transfers(mode: ProgressMode) -> Option<Arc<dyn kiln_registry::Progress>> {
+    match mode {
+        ProgressMode::Quiet => None,
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Arc::new(Bars::new())),
+        ProgressMode::Auto | ProgressMode::Plain => Some(Arc::new(Lines::default())),
+    }
+}
+
+fn verb(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Pull => "downloaded",
+        Direction::Push => "uploaded",
+    }
+}
+
+/// The line printed when a blob has moved.
+fn done_line(direction: Direction, digest: &Digest, bytes: u64) -> String {
+    format!("{} {digest} ({bytes} bytes)", verb(direction))
+}
+
+/// One line per blob that moved, when it has; no timing, no control characters.
+#[derive(Default)]
+struct Lines {
+    /// Bytes moved so far, per transfer.
+    done: Mutex<BTreeMap<(u8, Digest), u64>>,
+}
+
+fn key(direction: Direction, digest: &Digest) -> (u8, Digest) {
+    (direction as u8, *digest)
+}
+
+impl kiln_registry::Progress for Lines {
+    fn update(&self, direction: Direction, digest: &Digest, done: u64, _total: Option<u64>) {
+        if let Ok(mut m) = self.done.lock() {
+            m.insert(key(direction, digest), done);
+        }
+    }
+
+    fn finish(&self, direction: Direction, digest: &Digest, ok: bool) {
+        let done = self
+            .done
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&key(direction, digest)));
+        if let (true, Some(bytes)) = (ok, done) {
+            eprintln!("{}", done_line(direction, digest, bytes));
+        }
+    }
+}
+
+/// A bar per blob in flight (indicatif), replaced by its done line when it finishes.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<BTreeMap<(u8, Digest), ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn style(known_total: bool) -> ProgressStyle {
+        let template = if known_total {
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"
+        } else {
+            "{prefix} {spinner} {bytes} {bytes_per_sec}"
+        };
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+}
+
+impl kiln_registry::Progress for Bars {
+    fn update(&self, direction: Direction, digest: &Digest, done: u64, total: Option<u64>) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(key(direction, digest)).or_insert_with(|| {
+            let arrow = match direction {
+                Direction::Pull => "↓",
+                Direction::Push => "↑",
+            };
+            let hex = digest.hex();
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden())
+                .with_style(Bars::style(total.is_some()))
+                .with_prefix(format!("{arrow} {}", &hex[..hex.len().min(12)]));
+            self.multi.add(bar)
+        });
+        if let Some(t) = total {
+            if bar.length() != Some(t) {
+                bar.set_style(Bars::style(true));
+                bar.set_length(t);
+            }
+        }
+        bar.set_position(done);
+    }
+
+    fn finish(&self, direction: Direction, digest: &Digest, ok: bool) {
+        let bar = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|mut b| b.remove(&key(direction, digest)));
+        if let Some(bar) = bar {
+            let bytes = bar.position();
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+            if ok {
+                let _ = self.multi.println(done_line(direction, digest, bytes));
+            }
         }
     }
 }

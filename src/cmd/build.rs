@@ -279,15 +279,19 @@ pub fn run(a: BuildArgs) -> CliResult {
             .map_err(|e| Failure::input(format!("--build-context {name}: {e}")))?;
         named.insert(kiln_build::bases::named_context_key(name), src);
     }
-    let cache_root = match &a.cache_dir {
-        Some(d) => d.clone(),
-        None => kiln_registry::Cache::default_root().unwrap_or_else(|| work.path().join("cache")),
+    // The default cache may belong to someone else (another user with the same $HOME): a
+    // build then falls back to a cache of its own; an explicit --cache-dir must work.
+    let (cache_root, cache_fallback) = match (&a.cache_dir, kiln_registry::Cache::default_root()) {
+        (Some(d), _) => (d.clone(), None),
+        (None, Some(d)) => (d, Some(work.path().join("cache"))),
+        (None, None) => (work.path().join("cache"), None),
     };
     let client = if a.offline {
         None
     } else {
         Some(kiln_registry::Client::new(kiln_registry::ClientOptions {
             insecure_registries: a.insecure_registries.clone(),
+            progress: crate::progress::transfers(a.progress),
             ..Default::default()
         }))
     };
@@ -296,6 +300,7 @@ pub fn run(a: BuildArgs) -> CliResult {
     let resolver = kiln_build::bases::ImageResolver::new(
         client,
         cache_root,
+        cache_fallback,
         named,
         a.allow_floating_tags,
         a.offline,

@@ -3,3 +3,5 @@
 pub mod analyze;
 pub mod build;
 pub mod lint;
+pub mod pull;
+pub mod push;

@@ -62,6 +62,8 @@ pub struct ImageResolver<'a> {
     pub client: Option<Client>,
     /// The blob cache directory; opened (and created) only when an image is pulled.
     pub cache_root: PathBuf,
+    /// Used (with a warning) when `cache_root` cannot be opened.
+    pub cache_fallback: Option<PathBuf>,
     cache: std::cell::OnceCell<Cache>,
     pub named: BTreeMap<String, NamedSource>,
     pub allow_floating_tags: bool,
@@ -103,6 +105,7 @@ impl<'a> ImageResolver<'a> {
     pub fn new(
         client: Option<Client>,
         cache_root: PathBuf,
+        cache_fallback: Option<PathBuf>,
         named: BTreeMap<String, NamedSource>,
         allow_floating_tags: bool,
         offline: bool,
@@ -112,6 +115,7 @@ impl<'a> ImageResolver<'a> {
         ImageResolver {
             client,
             cache_root,
+            cache_fallback,
             cache: std::cell::OnceCell::new(),
             named,
             allow_floating_tags,
@@ -125,12 +129,23 @@ impl<'a> ImageResolver<'a> {
         if let Some(c) = self.cache.get() {
             return Ok(c);
         }
-        let c = Cache::open(&self.cache_root).map_err(|e| {
-            BuildError::env(format!(
-                "the image cache {} cannot be used: {e} (choose another with --cache-dir)",
-                self.cache_root.display()
-            ))
-        })?;
+        let c = match (Cache::open(&self.cache_root), &self.cache_fallback) {
+            (Ok(c), _) => c,
+            (Err(e), Some(fallback)) => {
+                self.progress.warn(&format!(
+                    "the image cache {} cannot be used ({e}); using a temporary cache for this build",
+                    self.cache_root.display()
+                ));
+                Cache::open(fallback)
+                    .map_err(|e| BuildError::env(format!("cache {}: {e}", fallback.display())))?
+            }
+            (Err(e), None) => {
+                return Err(BuildError::env(format!(
+                    "the image cache {} cannot be used: {e} (choose another with --cache-dir)",
+                    self.cache_root.display()
+                )))
+            }
+        };
         Ok(self.cache.get_or_init(|| c))
     }
 
@@ -218,7 +233,9 @@ impl<'a> ImageResolver<'a> {
                 )));
             };
             let digest = client.resolve(&r).map_err(registry_err)?;
-            let pinned = format!("{}@{digest}", r.name());
+            // The user's name and tag kept, the digest added: `debian:bookworm@sha256:...`
+            // (the digest wins; the tag stays as documentation).
+            let pinned = format!("{}@{digest}", r.familiar());
             if !self.allow_floating_tags {
                 return Err(BuildError::input(format!(
                     "FROM {reference} is a floating tag: it points to {digest} today and may point elsewhere tomorrow.\n\
