@@ -43,7 +43,11 @@ fn only_own_processes_are_visible() {
             (f.next().unwrap().parse().unwrap(), f.next().unwrap())
         })
         .collect();
-    assert_eq!(procs, [(1, "sh"), (2, "busybox"), (3, "busybox")], "{out}");
+    // The background job may not have exec'd busybox yet when ps looks (comm still "sh"):
+    // what matters is that only the command's own few processes exist.
+    assert_eq!(procs.len(), 3, "{out}");
+    assert_eq!(procs[0], (1, "sh"), "{out}");
+    assert!(procs.iter().all(|(pid, comm)| *pid <= 3 && ["sh", "busybox"].contains(comm)), "{out}");
     // /proc lists the same namespace: a handful of small pids, never the host's.
     let listed: Vec<u32> = lines
         .last()
