@@ -34,6 +34,8 @@ enum Command {
     Build(Box<cmd::build::BuildArgs>),
     /// Show an image's index, manifest, config and digests, and check its digest
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Rebuild natively and compare, layer by layer, with an image BuildKit built
+    Crosscheck(Box<cmd::crosscheck::CrosscheckArgs>),
 }
 
 fn main() {
@@ -49,6 +51,7 @@ fn main() {
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
         Command::Analyze(a) => cmd::analyze::run(a),
+        Command::Crosscheck(a) => cmd::crosscheck::run(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

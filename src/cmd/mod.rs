@@ -2,3 +2,4 @@
 
 pub mod analyze;
 pub mod build;
+pub mod crosscheck;

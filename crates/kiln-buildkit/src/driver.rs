@@ -114,9 +114,29 @@ pub struct Driver {
     pub because: String,
 }
 
+/// The command that tells whether docker has buildx (a CLI plugin, often missing).
+pub fn buildx_probe() -> Cmd {
+    Cmd::new("docker").args(["buildx", "version"])
+}
+
+/// Whether `c` runs and exits 0, its output discarded: [`select`]'s probe.
+pub fn succeeds(c: &Cmd) -> bool {
+    Command::new(&c.program)
+        .args(&c.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Picks the driver: `forced` if given, else the first available of buildctl (with
-/// `$BUILDKIT_HOST` set), docker and podman.
-pub fn select(forced: Option<DriverKind>, env: &HostEnv) -> Result<Driver, Error> {
+/// `$BUILDKIT_HOST` set), docker (when `probe` says [`buildx_probe`] succeeds) and podman.
+pub fn select(
+    forced: Option<DriverKind>,
+    env: &HostEnv,
+    probe: &dyn Fn(&Cmd) -> bool,
+) -> Result<Driver, Error> {
     let addr = env.buildkit_host.clone();
     if let Some(kind) = forced {
         return Ok(Driver {
@@ -136,19 +156,28 @@ pub fn select(forced: Option<DriverKind>, env: &HostEnv) -> Result<Driver, Error
             because: "BUILDKIT_HOST is set and buildctl is on PATH".into(),
         });
     }
-    for kind in [DriverKind::Docker, DriverKind::Podman] {
-        if env.find(kind.program()).is_some() {
+    let mut note = String::new();
+    if env.find("docker").is_some() {
+        if probe(&buildx_probe()) {
             return Ok(Driver {
-                kind,
+                kind: DriverKind::Docker,
                 addr: None,
-                because: format!("{} is on PATH", kind.program()),
+                because: "docker with buildx is on PATH".into(),
             });
         }
+        note = "; docker is on PATH but `docker buildx version` fails".into();
     }
-    Err(Error::env(
-        "no BuildKit driver found: set BUILDKIT_HOST and install buildctl (a remote buildkitd), \
-         or install docker with buildx, or podman; or choose one with --driver",
-    ))
+    if env.find("podman").is_some() {
+        return Ok(Driver {
+            kind: DriverKind::Podman,
+            addr: None,
+            because: format!("podman is on PATH{note}"),
+        });
+    }
+    Err(Error::env(format!(
+        "no BuildKit driver found{note}: set BUILDKIT_HOST and install buildctl (a remote \
+         buildkitd), or install docker with buildx, or podman; or choose one with --driver"
+    )))
 }
 
 /// The image format BuildKit is asked for (kiln's `--format`).
@@ -923,18 +952,39 @@ mod tests {
             path: Some(dir.path().as_os_str().to_owned()),
             buildkit_host: None,
         };
-        assert_eq!(select(None, &env).unwrap_err().exit_code(), 3);
+        let buildx = |c: &Cmd| {
+            assert_eq!(c.argv(), ["docker", "buildx", "version"]);
+            true
+        };
+        let no_buildx = |_: &Cmd| false;
+        assert_eq!(select(None, &env, &buildx).unwrap_err().exit_code(), 3);
         make("podman");
-        assert_eq!(select(None, &env).unwrap().kind, DriverKind::Podman);
+        assert_eq!(
+            select(None, &env, &buildx).unwrap().kind,
+            DriverKind::Podman
+        );
         make("docker");
-        assert_eq!(select(None, &env).unwrap().kind, DriverKind::Docker);
+        assert_eq!(
+            select(None, &env, &buildx).unwrap().kind,
+            DriverKind::Docker
+        );
+        let d = select(None, &env, &no_buildx).unwrap();
+        assert_eq!(d.kind, DriverKind::Podman);
+        assert!(
+            d.because.contains("`docker buildx version` fails"),
+            "{}",
+            d.because
+        );
         make("buildctl");
-        assert_eq!(select(None, &env).unwrap().kind, DriverKind::Docker);
+        assert_eq!(
+            select(None, &env, &buildx).unwrap().kind,
+            DriverKind::Docker
+        );
         env.buildkit_host = Some("tcp://x:1".into());
-        let d = select(None, &env).unwrap();
+        let d = select(None, &env, &buildx).unwrap();
         assert_eq!(d.kind, DriverKind::Buildctl);
         assert_eq!(d.addr.as_deref(), Some("tcp://x:1"));
-        let d = select(Some(DriverKind::Podman), &env).unwrap();
+        let d = select(Some(DriverKind::Podman), &env, &buildx).unwrap();
         assert_eq!((d.kind, d.addr), (DriverKind::Podman, None));
     }
 }

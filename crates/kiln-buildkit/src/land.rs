@@ -74,6 +74,13 @@ pub fn land(_staging: &Staging, req: &Request) -> Result<LoadedImage, Error> {
     }
     let src = ImageSource::open(&staged.display().to_string()).map_err(|e| bad(e.to_string()))?;
     let image = import::load(&src, None, None).map_err(|e| bad(e.to_string()))?;
+    let docker = image.manifest_media_type == kiln_image::spec::media::DOCKER_MANIFEST;
+    if docker != (req.format == OutputFormat::Docker) {
+        return Err(bad(format!(
+            "its manifest is {}, not the format kiln asked for",
+            image.manifest_media_type
+        )));
+    }
     verify_layers(&src, &image).map_err(bad)?;
     drop(src);
     match req.format {

@@ -76,12 +76,19 @@ pub struct Plan {
     /// kiln's parser error, when only the frontend named by a `# syntax=` directive can
     /// read the file (the steps then hold just the directive).
     pub unparsed: Option<String>,
+    /// The images (not stages) the target pulls, as written after meta-arg expansion.
+    pub images: Vec<String>,
 }
 
 impl Plan {
     /// Whether any step (or argument) needs BuildKit.
     pub fn needs_buildkit(&self) -> bool {
-        !self.arguments.is_empty() || self.steps.iter().any(|s| !s.is_native())
+        self.buildkit_steps() > 0
+    }
+
+    /// How many steps need BuildKit (build arguments that need it count as one each).
+    pub fn buildkit_steps(&self) -> usize {
+        self.arguments.len() + self.steps.iter().filter(|s| !s.is_native()).count()
     }
 
     /// One line per reason: `Dockerfile:3: RUN ...: a cache mount (...): ... [rule]`.
@@ -184,6 +191,7 @@ pub fn plan(
                         arguments: argument_needs(build_args),
                         steps: Vec::new(),
                         unparsed: Some(e.to_string()),
+                        images: Vec::new(),
                     };
                     plan.steps.push(directive_step(line, "syntax", &value));
                     return Ok(Planned {
@@ -355,6 +363,7 @@ pub fn classify(
         arguments: argument_needs(build_args),
         steps,
         unparsed: None,
+        images: graph.images(target)?.into_iter().collect(),
     })
 }
 
