@@ -143,6 +143,10 @@ pub struct BuildArgs {
     /// The pinned BuildKit image the fallback runs (with buildctl: the version the daemon must report)
     #[arg(long = "buildkit-image", value_name = "REF", default_value = kiln_buildkit::PINNED_IMAGE)]
     pub buildkit_image: String,
+
+    /// Why BuildKit is not allowed, when not because of `--fallback never` (crosscheck).
+    #[arg(skip)]
+    pub native_only: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -558,9 +562,10 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
                 print!("{}", plan.render());
             }
             return Err(Failure::input(format!(
-                "{} need{} BuildKit, and --fallback never forbids it:\n  {}",
+                "{} need{} BuildKit, and {}:\n  {}",
                 plural(plan.buildkit_steps(), "step"),
                 if plan.buildkit_steps() == 1 { "s" } else { "" },
+                a.native_only.unwrap_or("--fallback never forbids it"),
                 reasons.join("\n  ")
             )));
         }

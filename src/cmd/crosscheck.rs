@@ -66,6 +66,7 @@ pub fn run(c: CrosscheckArgs) -> CliResult {
     a.format = format;
     a.compression = compression;
     a.fallback = FallbackArg::Never;
+    a.native_only = Some("a cross-check only rebuilds natively");
     if a.platform.is_none() {
         let p = theirs.platform().display();
         if p != kiln_build::platform::host().display() {

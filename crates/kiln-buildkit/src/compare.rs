@@ -629,3 +629,232 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_layer::TarWriter;
+    use std::path::Path;
+
+    /// (name, mode, mtime, data) of a regular file.
+    type File<'a> = (&'a str, i64, i64, &'a [u8]);
+
+    fn layer(files: &[File<'_>], trailing_blocks: usize) -> Vec<u8> {
+        let mut w = TarWriter::new(Vec::new());
+        for (name, mode, mtime, data) in files {
+            w.write_header(&kiln_layer::Header {
+                typeflag: typeflag::REG,
+                name: name.as_bytes().to_vec(),
+                mode: *mode,
+                size: data.len() as i64,
+                mtime: Some(Timestamp::from_secs(*mtime)),
+                ..Default::default()
+            })
+            .unwrap();
+            w.write_data(data).unwrap();
+        }
+        let mut v = w.finish().unwrap();
+        v.extend(std::iter::repeat_n(0u8, 512 * trailing_blocks));
+        v
+    }
+
+    /// An OCI layout with these uncompressed layers; `lie` replaces the config's diff_ids.
+    fn layout(dir: &Path, layers: &[Vec<u8>], lie: Option<&str>) -> (ImageSource, LoadedImage) {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let mut put = |b: &[u8]| {
+            let d = Digest::of(b);
+            std::fs::write(blobs.join(d.hex()), b).unwrap();
+            d
+        };
+        let mut descs = Vec::new();
+        let mut diff_ids = Vec::new();
+        for l in layers {
+            let d = put(l);
+            descs.push(format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
+                l.len()
+            ));
+            diff_ids.push(format!("\"{}\"", lie.unwrap_or(&d.to_string())));
+        }
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            diff_ids.join(",")
+        );
+        let c = put(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            descs.join(",")
+        );
+        let m = put(manifest.as_bytes());
+        std::fs::write(
+            dir.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m}","size":{}}}]}}"#,
+                manifest.len()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let src = ImageSource::open(&dir.display().to_string()).unwrap();
+        let img = kiln_image::import::load(&src, None, None).unwrap();
+        (src, img)
+    }
+
+    fn run(a: &[Vec<u8>], b: &[Vec<u8>]) -> Result<Comparison, Error> {
+        let t = tempfile::tempdir().unwrap();
+        let (sa, ia) = layout(&t.path().join("a"), a, None);
+        let (sb, ib) = layout(&t.path().join("b"), b, None);
+        compare(
+            Side {
+                label: "the BuildKit image",
+                source: &sa,
+                image: &ia,
+            },
+            Side {
+                label: "kiln's rebuild",
+                source: &sb,
+                image: &ib,
+            },
+        )
+    }
+
+    const BASE: &[File<'static>] = &[("a", 0o644, 10, b"one"), ("b", 0o755, 10, b"two")];
+
+    #[test]
+    fn identical_images() {
+        let c = run(&[layer(BASE, 0)], &[layer(BASE, 0)]).unwrap();
+        assert!(c.identical());
+        assert_eq!(c.layers[0].verdict, LayerVerdict::Identical);
+        assert!(c.render().ends_with(&format!(
+            "verdict: identical: kiln reproduces {}\n",
+            c.buildkit_digest
+        )));
+    }
+
+    #[test]
+    fn entry_fields_and_presence() {
+        let kiln_side: &[File<'_>] = &[("a", 0o600, 11, b"one"), ("c", 0o644, 10, b"")];
+        let c = run(&[layer(BASE, 0)], &[layer(kiln_side, 0)]).unwrap();
+        assert!(!c.identical());
+        let LayerVerdict::Differs(d) = &c.layers[0].verdict else {
+            panic!("{:?}", c.layers[0].verdict)
+        };
+        assert_eq!(
+            d.entries,
+            [
+                EntryDiff {
+                    path: "a".into(),
+                    change: EntryChange::Fields(vec![
+                        ("mode", "644".into(), "600".into()),
+                        ("mtime", "10".into(), "11".into()),
+                    ]),
+                },
+                EntryDiff {
+                    path: "b".into(),
+                    change: EntryChange::OnlyInBuildKit
+                },
+                EntryDiff {
+                    path: "c".into(),
+                    change: EntryChange::OnlyInKiln
+                },
+            ]
+        );
+        let r = c.render();
+        assert!(
+            r.contains(
+                "    a: mode 644 (BuildKit) vs 600 (kiln); mtime 10 (BuildKit) vs 11 (kiln)\n"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("    b: only in BuildKit's layer\n"), "{r}");
+        assert!(
+            r.contains("config: differs: rootfs.diff_ids (BuildKit sha256:"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn many_differences_are_capped() {
+        let names: Vec<String> = (0..15).map(|i| format!("f{i:02}")).collect();
+        let files: Vec<File<'_>> = names
+            .iter()
+            .map(|n| (n.as_str(), 0o644, 1, &b"x"[..]))
+            .collect();
+        let c = run(&[layer(&files, 0)], &[layer(&[], 0)]).unwrap();
+        let LayerVerdict::Differs(d) = &c.layers[0].verdict else {
+            panic!()
+        };
+        assert_eq!(d.entries.len(), MAX_LISTED);
+        assert_eq!(d.more, 5);
+        assert!(c.render().contains("... and 5 more differing entries"));
+    }
+
+    #[test]
+    fn order_and_encoding() {
+        let swapped: &[File<'_>] = &[BASE[1], BASE[0]];
+        let c = run(&[layer(BASE, 0)], &[layer(swapped, 0)]).unwrap();
+        let LayerVerdict::Differs(d) = &c.layers[0].verdict else {
+            panic!()
+        };
+        assert!(d.entries.is_empty());
+        assert_eq!(
+            d.encoding.as_deref(),
+            Some("same entries, different order: entry #1 is \"a\" in BuildKit's layer, \"b\" in kiln's")
+        );
+        let c = run(&[layer(BASE, 0)], &[layer(BASE, 2)]).unwrap();
+        let LayerVerdict::Differs(d) = &c.layers[0].verdict else {
+            panic!()
+        };
+        let end = layer(BASE, 0).len();
+        assert_eq!(
+            d.encoding.as_deref(),
+            Some(
+                format!("same entries in the same order; one tar stream ends at byte {end}")
+                    .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn layer_count() {
+        let c = run(&[layer(BASE, 0)], &[layer(BASE, 0), layer(&[], 0)]).unwrap();
+        assert_eq!(c.layers.len(), 2);
+        assert_eq!(c.layers[0].verdict, LayerVerdict::Identical);
+        assert_eq!(c.layers[1].verdict, LayerVerdict::Missing);
+        assert!(c
+            .render()
+            .contains("layer 2/2: differs: only kiln's rebuild has it"));
+    }
+
+    #[test]
+    fn a_config_that_lies_about_diff_ids_is_bad_input() {
+        let t = tempfile::tempdir().unwrap();
+        let lie = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let (sa, ia) = layout(&t.path().join("a"), &[layer(BASE, 0)], Some(lie));
+        let (sb, ib) = layout(&t.path().join("b"), &[layer(&BASE[..1], 0)], None);
+        let e = compare(
+            Side {
+                label: "the BuildKit image",
+                source: &sa,
+                image: &ia,
+            },
+            Side {
+                label: "kiln's rebuild",
+                source: &sb,
+                image: &ib,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .starts_with("the BuildKit image: layer 1: its content has diff_id sha256:"),
+            "{e}"
+        );
+        assert!(e
+            .to_string()
+            .ends_with(&format!("but the image config lists {lie}")));
+    }
+}
