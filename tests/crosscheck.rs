@@ -31,6 +31,8 @@ fn crosscheck(image: &Path, case: &str, ctx: &Path, extra: &[&str]) -> Output {
         .arg(fixture_dir(case).join("Dockerfile"))
         .arg(ctx)
         .env_remove("SOURCE_DATE_EPOCH")
+        // A private cache: a root-owned ~/.cache/kiln would get in other tests' way.
+        .env("KILN_CACHE_DIR", ctx.with_extension("cache"))
         .output()
         .unwrap()
 }

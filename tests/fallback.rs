@@ -46,7 +46,7 @@ impl Standins {
             .env("STANDIN_FIXTURES", fixture_dir("scratch-meta"))
             .env_remove("BUILDKIT_HOST")
             .env_remove("SOURCE_DATE_EPOCH")
-            .env_remove("KILN_CACHE_DIR");
+            .env("KILN_CACHE_DIR", self.dir.path().join("cache"));
         c
     }
 
