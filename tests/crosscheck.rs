@@ -82,7 +82,10 @@ fn uncompressed_references_are_identical_layer_by_layer() {
         );
         // The epoch came from the image, since none was given.
         assert!(
-            err.contains("the BuildKit image's creation time"),
+            err.contains(
+                "kiln: SOURCE_DATE_EPOCH 1677619260 (2023-02-28T21:21:00Z), from the BuildKit \
+                 image's org.opencontainers.image.created annotation"
+            ),
             "{case}: {err}"
         );
     }

@@ -75,15 +75,12 @@ pub fn run(c: CrosscheckArgs) -> CliResult {
     }
     let env_sde = std::env::var("SOURCE_DATE_EPOCH").is_ok_and(|v| !v.is_empty());
     if a.sde.is_none() && a.datetime.is_none() && !env_sde {
-        if let Some(t) = &theirs.config.created {
-            if t.nanos == 0 && t.unix_secs >= 0 {
-                eprintln!(
-                    "kiln: SOURCE_DATE_EPOCH {} ({}), the BuildKit image's creation time",
-                    t.unix_secs,
-                    GoTime::from_unix(t.unix_secs)
-                );
-                a.sde = Some(t.unix_secs.to_string());
-            }
+        if let Some((secs, from)) = epoch_of(&theirs) {
+            eprintln!(
+                "kiln: SOURCE_DATE_EPOCH {secs} ({}), from {from}",
+                GoTime::from_unix(secs)
+            );
+            a.sde = Some(secs.to_string());
         }
     }
     let work = tempfile::Builder::new()
@@ -126,4 +123,42 @@ pub fn run(c: CrosscheckArgs) -> CliResult {
     println!("kiln rebuild:   {}", ours.manifest_digest);
     print!("{}", cmp.render());
     Ok(if cmp.identical() { 0 } else { 1 })
+}
+
+/// The SOURCE_DATE_EPOCH BuildKit built `img` with, as far as the image records it: the
+/// index's `org.opencontainers.image.created` annotation, else the newest history entry of
+/// a Dockerfile step, else the config's `created` (which, with an `oci-layout://` base, is
+/// the base image's time rather than the epoch).
+fn epoch_of(img: &import::LoadedImage) -> Option<(i64, &'static str)> {
+    let whole = |t: &GoTime| (t.nanos == 0 && t.unix_secs >= 0).then_some(t.unix_secs);
+    let annotated = img.index.as_ref().and_then(|(_, index)| {
+        index
+            .manifests
+            .iter()
+            .find(|d| d.digest == img.manifest_digest)
+            .and_then(|d| d.annotations.get("org.opencontainers.image.created"))
+            .and_then(|v| GoTime::parse(v).ok())
+            .and_then(|t| whole(&t))
+    });
+    if let Some(s) = annotated {
+        return Some((
+            s,
+            "the BuildKit image's org.opencontainers.image.created annotation",
+        ));
+    }
+    let step = img
+        .config
+        .history
+        .iter()
+        .rev()
+        .filter(|h| h.comment == "buildkit.dockerfile.v0")
+        .find_map(|h| h.created.as_ref().and_then(whole));
+    if let Some(s) = step {
+        return Some((s, "the BuildKit image's history"));
+    }
+    img.config
+        .created
+        .as_ref()
+        .and_then(whole)
+        .map(|s| (s, "the BuildKit image's creation time"))
 }
