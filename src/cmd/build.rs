@@ -562,9 +562,8 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
                 print!("{}", plan.render());
             }
             return Err(Failure::input(format!(
-                "{} need{} BuildKit, and {}:\n  {}",
-                plural(plan.buildkit_steps(), "step"),
-                if plan.buildkit_steps() == 1 { "s" } else { "" },
+                "{} BuildKit, and {}:\n  {}",
+                steps_need(plan.buildkit_steps()),
                 a.native_only.unwrap_or("--fallback never forbids it"),
                 reasons.join("\n  ")
             )));
@@ -596,12 +595,7 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
     let why = if a.fallback == FallbackArg::Always {
         "--fallback always".to_string()
     } else {
-        let n = plan.buildkit_steps();
-        format!(
-            "{} need{} it",
-            plural(n, "step"),
-            if n == 1 { "s" } else { "" }
-        )
+        format!("{} it", steps_need(plan.buildkit_steps()))
     };
     if a.dry {
         print!("{}", plan.render());
@@ -659,11 +653,12 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
     }))
 }
 
-fn plural(n: usize, what: &str) -> String {
+/// `1 step needs` / `3 steps need`.
+fn steps_need(n: usize) -> String {
     if n == 1 {
-        format!("1 {what}")
+        "1 step needs".into()
     } else {
-        format!("{n} {what}s")
+        format!("{n} steps need")
     }
 }
 

@@ -21,10 +21,12 @@ pub struct CrosscheckArgs {
 }
 
 const CROSSCHECK_HELP: &str = "\
-The rebuild always runs natively (never through BuildKit), in the BuildKit image's format
-(docker or OCI manifest) and layer compression, for its platform. Without --sde/--datetime or
-$SOURCE_DATE_EPOCH, the epoch is the BuildKit image's creation time (what BuildKit sets from
-SOURCE_DATE_EPOCH). Without -o the rebuild is discarded.
+The rebuild always runs natively (never through BuildKit: --fallback, --driver and
+--buildkit-image do not apply), in the BuildKit image's format (docker or OCI manifest) and
+layer compression, for its platform. Without --sde/--datetime or $SOURCE_DATE_EPOCH, the epoch
+is read from the image: its org.opencontainers.image.created index annotation, else its
+history, else its creation time (all of which BuildKit sets from SOURCE_DATE_EPOCH). Without
+-o the rebuild is discarded.
 
 Per layer the verdict is: identical (same blob), same content (same diff_id, the compressed
 blobs differ), or differs, with the first differing files. Exit 0 when kiln reproduces the
