@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -121,9 +121,7 @@ pub fn buildx_probe() -> Cmd {
 
 /// Whether `c` runs and exits 0, its output discarded: [`select`]'s probe.
 pub fn succeeds(c: &Cmd) -> bool {
-    Command::new(&c.program)
-        .args(&c.args)
-        .stdin(Stdio::null())
+    command(c)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -637,13 +635,7 @@ pub fn execute(actions: &[Action], quiet: bool) -> Result<(), Error> {
                 }
             }
             Action::EnsureBuilder { probe, create } => {
-                let found = spawn(probe)?
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .map_err(|e| spawn_error(probe, e))?
-                    .success();
-                if !found {
+                if !succeeds(probe) {
                     run(create, quiet)?;
                 }
             }
@@ -662,10 +654,10 @@ pub fn reported_version(debug_info: &str) -> Option<String> {
     })
 }
 
-fn spawn(c: &Cmd) -> Result<Command, Error> {
+fn command(c: &Cmd) -> Command {
     let mut cmd = Command::new(&c.program);
     cmd.args(&c.args).stdin(Stdio::null());
-    Ok(cmd)
+    cmd
 }
 
 fn spawn_error(c: &Cmd, e: std::io::Error) -> Error {
@@ -677,7 +669,7 @@ fn spawn_error(c: &Cmd, e: std::io::Error) -> Error {
 }
 
 fn run(c: &Cmd, quiet: bool) -> Result<(), Error> {
-    let mut cmd = spawn(c)?;
+    let mut cmd = command(c);
     if quiet {
         let out = cmd.output().map_err(|e| spawn_error(c, e))?;
         if !out.status.success() {
@@ -700,7 +692,7 @@ fn run(c: &Cmd, quiet: bool) -> Result<(), Error> {
 }
 
 fn capture(c: &Cmd) -> Result<String, Error> {
-    let mut child = spawn(c)?
+    let mut child = command(c)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -730,7 +722,6 @@ fn failed(c: &Cmd, status: &std::process::ExitStatus, output: &str) -> Error {
         msg.push_str("\nits last output:\n");
         msg.push_str(&tail.join("\n"));
     }
-    let _ = std::io::stderr().flush();
     Error::env(msg)
 }
 
