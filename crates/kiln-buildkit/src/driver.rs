@@ -245,7 +245,8 @@ pub struct Request {
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
     pub contexts: BTreeMap<String, NamedContext>,
-    /// `--network none` (kiln's default, host, is BuildKit's default too).
+    /// `--network none`. kiln's default, host, is not passed: BuildKit's default network
+    /// (`auto`: host unless buildkitd has CNI configured) is used.
     pub network_none: bool,
     pub format: OutputFormat,
     pub compression: Compression,
