@@ -40,6 +40,8 @@ enum Command {
     Pull(Box<cmd::pull::PullArgs>),
     /// Upload a docker/OCI tarball or an OCI layout to a registry
     Push(cmd::push::PushArgs),
+    /// Rebuild natively and compare, layer by layer, with an image BuildKit built
+    Crosscheck(Box<cmd::crosscheck::CrosscheckArgs>),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
         Command::Lint(a) => cmd::lint::run(a),
         Command::Pull(a) => cmd::pull::run(*a),
         Command::Push(a) => cmd::push::run(a),
+        Command::Crosscheck(a) => cmd::crosscheck::run(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

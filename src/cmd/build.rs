@@ -125,6 +125,45 @@ pub struct BuildArgs {
     /// Registry (host[:port]) that may be reached over plain http (loopback always may)
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+
+    /// Print the plan (each step native or BuildKit, and why) and the BuildKit commands; build nothing
+    #[arg(long)]
+    pub dry: bool,
+
+    /// BuildKit fallback: auto hands the whole build to BuildKit when a step needs it,
+    /// never fails naming every such step, always uses BuildKit
+    #[arg(long, value_enum, default_value = "auto")]
+    pub fallback: FallbackArg,
+
+    /// How to run BuildKit [default: buildctl if $BUILDKIT_HOST is set and buildctl is
+    /// installed, else docker buildx, else podman]
+    #[arg(long, value_enum)]
+    pub driver: Option<DriverArg>,
+
+    /// The pinned BuildKit image the fallback runs (with buildctl: the version the daemon must report)
+    #[arg(long = "buildkit-image", value_name = "REF", default_value = kiln_buildkit::PINNED_IMAGE)]
+    pub buildkit_image: String,
+
+    /// Why BuildKit is not allowed, when not because of `--fallback never` (crosscheck).
+    #[arg(skip)]
+    pub native_only: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FallbackArg {
+    Auto,
+    Never,
+    Always,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    /// buildctl against $BUILDKIT_HOST
+    Buildctl,
+    /// docker buildx with a builder running the pinned image
+    Docker,
+    /// podman running the pinned image
+    Podman,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -223,9 +262,45 @@ pub fn image_names(tags: &[String]) -> Result<Vec<ImageName>, Failure> {
         .collect()
 }
 
+/// What a build ended with.
+pub enum Outcome {
+    /// An image was written to `-o` (and `--metadata-file`).
+    Built {
+        image: Box<Image>,
+        epoch: i64,
+        /// Who built it when it was not kiln itself.
+        by: Option<String>,
+    },
+    /// Nothing built (`--dry`); exit with this code.
+    Exit(i32),
+}
+
 pub fn run(a: BuildArgs) -> CliResult {
+    let (image, epoch, by) = match build(&a)? {
+        Outcome::Built { image, epoch, by } => (image, epoch, by),
+        Outcome::Exit(code) => return Ok(code),
+    };
+    println!("image digest:       {}", image.manifest_digest);
+    println!("source date epoch:  {epoch} ({})", GoTime::from_unix(epoch));
+    println!(
+        "output:             {} ({})",
+        a.output.display(),
+        match a.format {
+            OutputFormat::Docker => "docker-format tarball",
+            OutputFormat::Oci => "OCI-format tarball",
+            OutputFormat::OciDir => "OCI layout directory",
+        }
+    );
+    if let Some(by) = by {
+        println!("built by:           {by}");
+    }
+    Ok(0)
+}
+
+/// Builds as `a` says: natively, or through BuildKit when the plan says so.
+pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
     let printer = Printer::new(a.progress);
-    let epoch = source_date_epoch(&a)?;
+    let epoch = source_date_epoch(a)?;
     let build_args = key_values(&a.build_args, "--build-arg", true)?;
     let annotations = key_values(&a.annotations, "--annotation", false)?;
     let names = image_names(&a.tags)?;
@@ -254,8 +329,20 @@ pub fn run(a: BuildArgs) -> CliResult {
             dockerfile.display()
         ))
     })?;
-    let df = kiln_dockerfile::parse_bytes(&text, &display, Default::default())
-        .map_err(|e| Failure::input(e.to_string()))?;
+    let ctx = Routing {
+        text: &text,
+        display: &display,
+        dockerfile: &dockerfile,
+        epoch,
+        build_args: &build_args,
+        annotations: &annotations,
+        names: &names,
+        quiet: printer.quiet(),
+    };
+    let df = match route(a, &ctx)? {
+        Route::Native(df) => df,
+        Route::Done(outcome) => return Ok(outcome),
+    };
     if has_run(&df) {
         // RUN needs (namespace) root: as an unprivileged user, kiln re-executes itself in a
         // user namespace. Nothing has started a thread yet.
@@ -335,22 +422,15 @@ pub fn run(a: BuildArgs) -> CliResult {
         progress: &printer,
     };
     let out = kiln_build::build(&df, &opts)?;
-    let image = export(&out, &store, &a, &annotations, &names)?;
+    let image = export(&out, &store, a, &annotations, &names)?;
     if let Some(mf) = &a.metadata_file {
         write_metadata(mf, &image, &names)?;
     }
-    println!("image digest:       {}", image.manifest_digest);
-    println!("source date epoch:  {epoch} ({})", GoTime::from_unix(epoch));
-    println!(
-        "output:             {} ({})",
-        a.output.display(),
-        match a.format {
-            OutputFormat::Docker => "docker-format tarball",
-            OutputFormat::Oci => "OCI-format tarball",
-            OutputFormat::OciDir => "OCI layout directory",
-        }
-    );
-    Ok(0)
+    Ok(Outcome::Built {
+        image: Box::new(image),
+        epoch,
+        by: None,
+    })
 }
 
 fn has_run(df: &kiln_dockerfile::Dockerfile) -> bool {
@@ -442,4 +522,219 @@ pub fn write_metadata(path: &Path, image: &Image, names: &[ImageName]) -> Result
         Ok(())
     })?;
     Ok(())
+}
+
+// --- The plan and the BuildKit fallback (kiln-buildkit) ---
+
+/// What [`route`] needs from the build besides its arguments.
+struct Routing<'a> {
+    text: &'a [u8],
+    display: &'a str,
+    dockerfile: &'a Path,
+    epoch: i64,
+    build_args: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+    names: &'a [ImageName],
+    quiet: bool,
+}
+
+enum Route {
+    Native(kiln_dockerfile::Dockerfile),
+    Done(Outcome),
+}
+
+fn bk(e: kiln_buildkit::Error) -> Failure {
+    Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    }
+}
+
+/// Plans the build and either returns the Dockerfile for the native engine, or prints the
+/// plan (`--dry`), or has the pinned BuildKit build it, as `--fallback` says.
+fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
+    let planned =
+        kiln_buildkit::plan(r.text, r.display, r.build_args, a.target.as_deref()).map_err(bk)?;
+    let plan = &planned.plan;
+    let reasons = plan.reasons();
+    let buildkit = match a.fallback {
+        FallbackArg::Always => true,
+        FallbackArg::Auto => plan.needs_buildkit(),
+        FallbackArg::Never if plan.needs_buildkit() => {
+            if a.dry {
+                print!("{}", plan.render());
+            }
+            return Err(Failure::input(format!(
+                "{} BuildKit, and {}:\n  {}",
+                steps_need(plan.buildkit_steps()),
+                a.native_only.unwrap_or("--fallback never forbids it"),
+                reasons.join("\n  ")
+            )));
+        }
+        FallbackArg::Never => false,
+    };
+    if !buildkit {
+        if a.dry {
+            print!("{}", plan.render());
+            println!("kiln builds this image itself: every step is native");
+            return Ok(Route::Done(Outcome::Exit(0)));
+        }
+        return planned
+            .dockerfile
+            .map(Route::Native)
+            .ok_or_else(|| Failure::input("kiln cannot read this Dockerfile itself"));
+    }
+    check_pinned_bases(a, plan)?;
+    let req = fallback_request(a, r)?;
+    let driver = kiln_buildkit::driver::select(
+        a.driver.map(|d| match d {
+            DriverArg::Buildctl => kiln_buildkit::DriverKind::Buildctl,
+            DriverArg::Docker => kiln_buildkit::DriverKind::Docker,
+            DriverArg::Podman => kiln_buildkit::DriverKind::Podman,
+        }),
+        &kiln_buildkit::HostEnv::current(),
+        &kiln_buildkit::driver::succeeds,
+    );
+    let why = if a.fallback == FallbackArg::Always {
+        "--fallback always".to_string()
+    } else {
+        format!("{} it", steps_need(plan.buildkit_steps()))
+    };
+    if a.dry {
+        print!("{}", plan.render());
+        println!("BuildKit builds this image ({why}): {}", a.buildkit_image);
+        let driver = driver.map_err(bk)?;
+        println!("driver: {} ({})", driver.kind.name(), driver.because);
+        for action in kiln_buildkit::driver::actions(&driver, &req).map_err(bk)? {
+            println!("  {action}");
+        }
+        println!(
+            "then kiln checks the image in {} and moves it to {}",
+            kiln_buildkit::driver::staging_dir(&req.output).display(),
+            req.output.display()
+        );
+        return Ok(Route::Done(Outcome::Exit(0)));
+    }
+    let driver = driver.map_err(bk)?;
+    check_output_parent(&a.output)?;
+    eprintln!(
+        "kiln: BuildKit builds this image ({why}), with {} through {} ({}):",
+        a.buildkit_image,
+        driver.kind.name(),
+        driver.because
+    );
+    for reason in &reasons {
+        eprintln!("  {reason}");
+    }
+    if a.offline || !a.insecure_registries.is_empty() {
+        eprintln!(
+            "warning: --offline and --insecure-registry do not apply to the BuildKit fallback"
+        );
+    }
+    let loaded = kiln_buildkit::build(&driver, &req, r.quiet).map_err(bk)?;
+    let image = Image {
+        platform: loaded.platform(),
+        manifest: loaded.manifest_bytes,
+        manifest_digest: loaded.manifest_digest,
+        manifest_media_type: loaded.manifest_media_type,
+        config: loaded.config_bytes,
+        config_digest: loaded.manifest.config.digest,
+        layers: loaded.manifest.layers,
+        created: None,
+    };
+    if let Some(mf) = &a.metadata_file {
+        write_metadata(mf, &image, r.names)?;
+    }
+    Ok(Route::Done(Outcome::Built {
+        image: Box::new(image),
+        epoch: r.epoch,
+        by: Some(format!(
+            "BuildKit ({}) through {}",
+            a.buildkit_image,
+            driver.kind.name()
+        )),
+    }))
+}
+
+/// `1 step needs` / `3 steps need`.
+fn steps_need(n: usize) -> String {
+    if n == 1 {
+        "1 step needs".into()
+    } else {
+        format!("{n} steps need")
+    }
+}
+
+/// kiln's rule for base images holds for BuildKit builds too: pinned by digest unless
+/// `--allow-floating-tags` (BuildKit would resolve a tag at build time).
+fn check_pinned_bases(a: &BuildArgs, plan: &kiln_buildkit::Plan) -> Result<(), Failure> {
+    if a.allow_floating_tags {
+        return Ok(());
+    }
+    let named: Vec<String> = a
+        .build_contexts
+        .iter()
+        .filter_map(|c| {
+            c.split_once('=')
+                .map(|(n, _)| kiln_build::bases::named_context_key(n))
+        })
+        .collect();
+    let floating: Vec<&String> = plan
+        .images
+        .iter()
+        .filter(|i| !i.contains('@') && !named.contains(&kiln_build::bases::named_context_key(i)))
+        .collect();
+    if floating.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::input(format!(
+        "{}: not pinned by digest; BuildKit would resolve the tag when it builds. Pin it \
+         (name@sha256:...) or pass --allow-floating-tags",
+        floating
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The build as the BuildKit drivers take it.
+fn fallback_request(a: &BuildArgs, r: &Routing<'_>) -> Result<kiln_buildkit::Request, Failure> {
+    let abs = |p: &Path| {
+        std::path::absolute(p).map_err(|e| Failure::input(format!("{}: {e}", p.display())))
+    };
+    let mut contexts = BTreeMap::new();
+    for bc in &a.build_contexts {
+        let (name, value) = bc.split_once('=').ok_or_else(|| {
+            Failure::input(format!("--build-context {bc:?}: expected NAME=SOURCE"))
+        })?;
+        let mut c = kiln_buildkit::NamedContext::parse(name, value).map_err(bk)?;
+        if let kiln_buildkit::NamedContext::Layout { dir, .. } = &mut c {
+            *dir = abs(dir)?;
+        }
+        contexts.insert(name.to_string(), c);
+    }
+    Ok(kiln_buildkit::Request {
+        context: abs(&a.context)?,
+        dockerfile: abs(r.dockerfile)?,
+        epoch: r.epoch,
+        build_args: r.build_args.clone(),
+        target: a.target.clone(),
+        platform: a.platform.clone(),
+        names: r.names.iter().map(|n| n.full.clone()).collect(),
+        annotations: r.annotations.clone(),
+        contexts,
+        network_none: a.network == NetworkArg::None,
+        format: match a.format {
+            OutputFormat::Docker => kiln_buildkit::OutputFormat::Docker,
+            OutputFormat::Oci => kiln_buildkit::OutputFormat::Oci,
+            OutputFormat::OciDir => kiln_buildkit::OutputFormat::OciDir,
+        },
+        compression: match a.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Uncompressed => Compression::Uncompressed,
+        },
+        output: abs(&a.output)?,
+        buildkit_image: a.buildkit_image.clone(),
+    })
 }

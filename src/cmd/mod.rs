@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod build;
+pub mod crosscheck;
 pub mod lint;
 pub mod pull;
 pub mod push;

@@ -47,7 +47,12 @@ fn only_own_processes_are_visible() {
     // what matters is that only the command's own few processes exist.
     assert_eq!(procs.len(), 3, "{out}");
     assert_eq!(procs[0], (1, "sh"), "{out}");
-    assert!(procs.iter().all(|(pid, comm)| *pid <= 3 && ["sh", "busybox"].contains(comm)), "{out}");
+    assert!(
+        procs
+            .iter()
+            .all(|(pid, comm)| *pid <= 3 && ["sh", "busybox"].contains(comm)),
+        "{out}"
+    );
     // /proc lists the same namespace: a handful of small pids, never the host's.
     let listed: Vec<u32> = lines
         .last()
