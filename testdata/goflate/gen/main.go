@@ -4,6 +4,7 @@
 //	gen compress LEVEL SPLITS  gzip stdin to stdout, one Write per line of file SPLITS
 //	gen bench SPEC...          time gzip.DefaultCompression on each input spec
 //	gen probe SPEC LEVEL       find "first:K" splits whose output differs from one Write
+//	gen input SPEC             write the input named by SPEC to stdout
 package main
 
 import (
@@ -221,7 +222,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: gen vectors FILE | compress LEVEL SPLITS | bench SPEC... | probe SPEC LEVEL")
+		return fmt.Errorf("usage: gen vectors FILE | compress LEVEL SPLITS | bench SPEC... | probe SPEC LEVEL | input SPEC")
 	}
 	switch args[0] {
 	case "vectors":
@@ -249,6 +250,16 @@ func run(args []string) error {
 		return err
 	case "bench":
 		return bench(args[1:])
+	case "input":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: gen input SPEC")
+		}
+		data, _, err := genInput(args[1])
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(data)
+		return err
 	case "probe":
 		if len(args) != 3 {
 			return fmt.Errorf("usage: gen probe SPEC LEVEL")
