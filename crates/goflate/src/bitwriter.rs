@@ -76,10 +76,25 @@ enum Coding {
     Dynamic,
 }
 
+/// A run of output made by a [`BitWriter`] in piece mode, joined later at its real bit
+/// position (stored blocks must be byte-aligned, which depends on that position).
+pub(crate) enum Piece {
+    /// Bits written from bit 0 of the first byte: whole bytes, then `tail_bits` more bits.
+    Bits {
+        bytes: Vec<u8>,
+        tail: u64,
+        tail_bits: u32,
+    },
+    /// A stored block (not final) of these bytes.
+    Stored(Vec<u8>),
+}
+
 /// LSB-first bit output plus the scratch state of block encoding.
 pub(crate) struct BitWriter {
     /// Finished bytes, to be drained by the owner.
     pub(crate) out: Vec<u8>,
+    /// In piece mode, the finished pieces before `out`.
+    pieces: Option<Vec<Piece>>,
     bits: u64,
     nbits: u32,
     literal_freq: [i32; MAX_NUM_LIT],
@@ -101,6 +116,7 @@ impl BitWriter {
     pub(crate) fn new() -> BitWriter {
         BitWriter {
             out: Vec::new(),
+            pieces: None,
             bits: 0,
             nbits: 0,
             literal_freq: [0; MAX_NUM_LIT],
@@ -113,9 +129,35 @@ impl BitWriter {
         }
     }
 
-    /// Bits written so far that are not yet in `out` (fewer than 32).
-    pub(crate) fn pending_bits(&self) -> (u64, u32) {
-        (self.bits, self.nbits)
+    /// A writer whose output is joined later: see [`Piece`].
+    pub(crate) fn for_pieces() -> BitWriter {
+        BitWriter {
+            pieces: Some(Vec::new()),
+            ..BitWriter::new()
+        }
+    }
+
+    /// The pieces written (piece mode).
+    pub(crate) fn into_pieces(mut self) -> Vec<Piece> {
+        let mut pieces = self.pieces.take().unwrap_or_default();
+        pieces.push(Piece::Bits {
+            bytes: std::mem::take(&mut self.out),
+            tail: self.bits,
+            tail_bits: self.nbits,
+        });
+        pieces
+    }
+
+    /// Appends a piece made by a piece-mode writer.
+    pub(crate) fn append_piece(&mut self, piece: &Piece) {
+        match piece {
+            Piece::Bits {
+                bytes,
+                tail,
+                tail_bits,
+            } => self.append_bits(bytes, *tail, *tail_bits),
+            Piece::Stored(data) => self.write_stored_block(data, false),
+        }
     }
 
     /// Appends `nb` (<= 32) low bits of `b`; `b` must not have higher bits set.
@@ -148,7 +190,7 @@ impl BitWriter {
     }
 
     /// Appends a bit string made by another writer that started byte-aligned at bit 0.
-    pub(crate) fn append_bits(&mut self, bytes: &[u8], tail: u64, tail_bits: u32) {
+    fn append_bits(&mut self, bytes: &[u8], tail: u64, tail_bits: u32) {
         if self.nbits == 0 {
             self.out.extend_from_slice(bytes);
         } else {
@@ -187,6 +229,18 @@ impl BitWriter {
 
     /// A stored block of `input`.
     pub(crate) fn write_stored_block(&mut self, input: &[u8], eof: bool) {
+        if let Some(pieces) = self.pieces.as_mut() {
+            debug_assert!(!eof);
+            pieces.push(Piece::Bits {
+                bytes: std::mem::take(&mut self.out),
+                tail: self.bits,
+                tail_bits: self.nbits,
+            });
+            pieces.push(Piece::Stored(input.to_vec()));
+            self.bits = 0;
+            self.nbits = 0;
+            return;
+        }
         self.write_stored_header(input.len(), eof);
         self.write_bytes(input);
     }
@@ -208,13 +262,14 @@ impl BitWriter {
         let mut extra_bits: i64 = 0;
         if stored_size.is_some() {
             // Extra bits cost the same for fixed and dynamic; they matter against stored.
-            for length_code in LENGTH_CODES_START + 8..num_literals {
-                extra_bits += i64::from(self.literal_freq[length_code])
-                    * i64::from(LENGTH_EXTRA_BITS[length_code - LENGTH_CODES_START]);
+            let lengths = &self.literal_freq
+                [LENGTH_CODES_START + 8..num_literals.max(LENGTH_CODES_START + 8)];
+            for (&f, &extra) in lengths.iter().zip(&LENGTH_EXTRA_BITS[8..]) {
+                extra_bits += i64::from(f) * i64::from(extra);
             }
-            for offset_code in 4..num_offsets {
-                extra_bits += i64::from(self.offset_freq[offset_code])
-                    * i64::from(OFFSET_EXTRA_BITS[offset_code]);
+            let offsets = &self.offset_freq[4.min(num_offsets)..num_offsets];
+            for (&f, &extra) in offsets.iter().zip(&OFFSET_EXTRA_BITS[4..]) {
+                extra_bits += i64::from(f) * i64::from(extra);
             }
         }
         let fixed = fixed();

@@ -49,13 +49,11 @@ mod gzip;
 mod huffman;
 mod level;
 mod lz77;
+mod parallel;
+mod pgzip;
 mod token;
 
 pub use deflate::{deflate, DeflateWriter};
 pub use gzip::{gzip, GzipWriter};
 pub use level::{InvalidLevel, Level};
-
-/// Placeholder until the parallel encoder lands: compresses serially.
-pub fn gzip_parallel(data: &[u8], level: Level, _threads: usize) -> Vec<u8> {
-    gzip(data, level)
-}
+pub use pgzip::{gzip_parallel, gzip_parallel_chunked, ParallelGzipWriter, DEFAULT_CHUNK_SIZE};

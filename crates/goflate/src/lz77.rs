@@ -144,8 +144,16 @@ impl Matcher {
         }
     }
 
-    pub(crate) fn params(&self) -> Params {
-        self.params
+    /// Forgets everything, as `new` would, keeping the allocations.
+    pub(crate) fn reset(&mut self) {
+        self.hash_head.fill(0);
+        self.hash_prev.fill(0);
+        self.hash_offset = 1;
+        self.chain_head = -1;
+        self.index = 0;
+        self.length = MIN_MATCH_LENGTH - 1;
+        self.offset = 0;
+        self.byte_available = false;
     }
 
     /// The lazy-matching state, normalised for comparison.

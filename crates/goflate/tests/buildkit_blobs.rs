@@ -17,7 +17,11 @@ fn blobs() -> Vec<(String, Vec<u8>)> {
         if path.extension().and_then(|e| e.to_str()) != Some("gz") {
             continue;
         }
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         out.push((name, std::fs::read(&path).expect("read blob")));
     }
     out.sort();
@@ -58,14 +62,31 @@ fn tar_writes(tar: &[u8]) -> Vec<usize> {
 #[test]
 fn buildkit_layer_blobs_are_reproduced() {
     let blobs = blobs();
-    assert!(blobs.len() >= 20, "expected the BuildKit blobs, found {}", blobs.len());
-    assert!(blobs.iter().any(|(_, b)| b.len() > 1_000_000), "the 1 MB scratch-copy blob is missing");
+    assert!(
+        blobs.len() >= 20,
+        "expected the BuildKit blobs, found {}",
+        blobs.len()
+    );
+    assert!(
+        blobs.iter().any(|(_, b)| b.len() > 1_000_000),
+        "the 1 MB scratch-copy blob is missing"
+    );
     for (name, blob) in &blobs {
-        assert_eq!(Digest::of(blob).hex(), *name, "blob file name is its sha256");
+        assert_eq!(
+            Digest::of(blob).hex(),
+            *name,
+            "blob file name is its sha256"
+        );
         let mut tar = Vec::new();
-        GzDecoder::new(&blob[..]).read_to_end(&mut tar).expect("gunzip");
+        GzDecoder::new(&blob[..])
+            .read_to_end(&mut tar)
+            .expect("gunzip");
 
-        assert_eq!(goflate::gzip(&tar, Level::DEFAULT), *blob, "{name}: one write");
+        assert_eq!(
+            goflate::gzip(&tar, Level::DEFAULT),
+            *blob,
+            "{name}: one write"
+        );
 
         let mut w = GzipWriter::new(Vec::new(), Level::DEFAULT);
         let mut off = 0;
@@ -82,7 +103,10 @@ fn empty_layer_vector_from_the_spec() {
     // buildkit-format.md section 0: the canonical empty layer (1024 zero bytes).
     let out = goflate::gzip(&[0u8; 1024], Level::DEFAULT);
     let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "1f8b08000000000000ff621805a360148c5800080000ffff2eafb5ef00040000");
+    assert_eq!(
+        hex,
+        "1f8b08000000000000ff621805a360148c5800080000ffff2eafb5ef00040000"
+    );
     assert_eq!(
         Digest::of(&out).to_string(),
         "sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1"

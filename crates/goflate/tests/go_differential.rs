@@ -23,7 +23,9 @@ fn build_go_reference(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("no Go toolchain ({go}: {e}); set GOFLATE_GO to run this test"))?;
     let version = String::from_utf8_lossy(&version.stdout).to_string();
     if !version.contains("go1.2") || version.contains("go1.27") {
-        return Err(format!("{go} is {version}: need Go 1.21 to 1.26 (1.23 recommended)"));
+        return Err(format!(
+            "{go} is {version}: need Go 1.21 to 1.26 (1.23 recommended)"
+        ));
     }
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/goflate/gen");
     let bin = dir.join("gen");
@@ -37,7 +39,10 @@ fn build_go_reference(dir: &Path) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("go build: {e}"))?;
     if !out.status.success() {
-        panic!("go build of the reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "go build of the reference failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     eprintln!("Go reference: {}", version.trim());
     Ok(bin)
@@ -61,12 +66,19 @@ pub fn go_gzip(bin: &Path, dir: &Path, data: &[u8], level: i32, writes: &[usize]
     let feeder = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("Go reference output");
     feeder.join().expect("feeder").expect("feed Go reference");
-    assert!(out.status.success(), "Go reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "Go reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A random input spec (see corpus.rs) and split spec.
