@@ -92,8 +92,9 @@ pub(crate) struct LazyState {
 /// Hash chains plus the parse state of Go's `compressor` for levels 2..=9.
 pub(crate) struct Matcher {
     params: Params,
-    hash_head: Box<[u32]>,
-    hash_prev: Box<[u32]>,
+    // Fixed-size so that masked indexing needs no bounds checks.
+    hash_head: Box<[u32; HASH_SIZE]>,
+    hash_prev: Box<[u32; WINDOW_SIZE]>,
     hash_offset: isize,
     chain_head: isize,
     /// Next window index to process.
@@ -101,6 +102,14 @@ pub(crate) struct Matcher {
     length: usize,
     offset: usize,
     byte_available: bool,
+}
+
+/// A zeroed table on the heap (a large array literal would pass through the stack).
+fn zeroed_table<const N: usize>() -> Box<[u32; N]> {
+    match vec![0u32; N].into_boxed_slice().try_into() {
+        Ok(table) => table,
+        Err(_) => unreachable!("a vector of N elements converts to [u32; N]"),
+    }
 }
 
 #[inline(always)]
@@ -133,8 +142,8 @@ impl Matcher {
     pub(crate) fn new(params: Params) -> Matcher {
         Matcher {
             params,
-            hash_head: vec![0; HASH_SIZE].into_boxed_slice(),
-            hash_prev: vec![0; WINDOW_SIZE].into_boxed_slice(),
+            hash_head: zeroed_table(),
+            hash_prev: zeroed_table(),
             hash_offset: 1,
             chain_head: -1,
             index: 0,

@@ -8,7 +8,7 @@
 mod common;
 
 use common::corpus::{self, Rng};
-use goflate::{GzipWriter, Level};
+use goflate::{GzipWriter, Level, ParallelGzipWriter};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -143,6 +143,24 @@ fn goflate_matches_go_on_random_inputs_and_splits() {
             "case {case}: input {input} split {split} level {level}: goflate {} bytes, Go {} bytes",
             got.len(),
             want.len()
+        );
+        let threads = 2 + r.below(3) as usize;
+        let chunk = 65536 * (1 + r.below(6) as usize);
+        let mut w = ParallelGzipWriter::with_chunk_size(
+            Vec::new(),
+            Level::new(level).expect("level"),
+            threads,
+            chunk,
+        );
+        let mut off = 0;
+        for &n in &writes {
+            w.write_all(&data[off..off + n]).expect("write");
+            off += n;
+        }
+        let got = w.finish().expect("finish");
+        assert!(
+            got == want,
+            "case {case}: input {input} split {split} level {level} threads {threads} chunk {chunk}: parallel goflate differs from Go"
         );
     }
     eprintln!("{cases} cases, {total} input bytes: goflate == Go");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::corpus;
-use goflate::{GzipWriter, Level};
+use goflate::{GzipWriter, Level, ParallelGzipWriter};
 use kiln_digest::Digest;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -103,6 +103,41 @@ fn all_golden_vectors_match_go() {
     assert!(
         failures.is_empty(),
         "{} of {checked} vectors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn parallel_gzip_with_writes(data: &[u8], level: Level, writes: &[usize]) -> Vec<u8> {
+    // Small chunks, so that even the 64 KiB vectors are split between threads.
+    let mut w = ParallelGzipWriter::with_chunk_size(Vec::new(), level, 3, 65536);
+    let mut off = 0;
+    for &n in writes {
+        assert_eq!(w.write(&data[off..off + n]).expect("write"), n);
+        off += n;
+    }
+    w.finish().expect("finish")
+}
+
+#[test]
+fn all_golden_vectors_match_go_in_parallel() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for ((input, split), vectors) in &load() {
+        let (data, tar_writes) = corpus::input(input);
+        let writes = corpus::splits(split, data.len(), tar_writes.as_deref());
+        for v in vectors {
+            let level = Level::new(v.level).expect("level");
+            let out = parallel_gzip_with_writes(&data, level, &writes);
+            checked += 1;
+            if out.len() != v.len || Digest::of(&out).hex() != v.sha256 {
+                failures.push(format!("{input} {split} level {}", v.level));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} vectors differ in parallel:\n{}",
         failures.len(),
         failures.join("\n")
     );
