@@ -414,7 +414,7 @@ impl Engine {
 
     /// Several chunks per thread, so that uneven chunks even out.
     fn chunks_per_batch(&self) -> u64 {
-        8 * self.threads as u64
+        4 * self.threads as u64
     }
 
     /// The first absolute position whose bytes the engine still needs.

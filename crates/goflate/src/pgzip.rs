@@ -8,7 +8,7 @@ use crate::parallel::{Engine, Input};
 use std::io::{self, Write};
 
 /// Input handed to each batch by default, per thread.
-pub const DEFAULT_CHUNK_SIZE: usize = 256 << 10;
+pub const DEFAULT_CHUNK_SIZE: usize = 512 << 10;
 
 enum Mode {
     /// Levels without a parallel encoder, or one thread.

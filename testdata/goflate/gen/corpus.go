@@ -228,8 +228,9 @@ func genInput(spec string) ([]byte, []int, error) {
 }
 
 // genSplits turns a split spec into write sizes for an input of n bytes: "one" (a single
-// write), "tar" (the tar writes), "fixed:K" (K-byte writes), "first:K" (K bytes, then the
-// rest) or "rand:SEED" (random sizes, mostly small, some up to 128 KiB).
+// write), "tar" (the tar writes), "fixed:K" (K-byte writes), "flush:K" (K-byte writes, each
+// followed by a Flush), "first:K" (K bytes, then the rest) or "rand:SEED" (random sizes,
+// mostly small, some up to 128 KiB).
 func genSplits(spec string, n int, tarWrites []int) ([]int, error) {
 	parts := strings.Split(spec, ":")
 	switch parts[0] {
@@ -250,7 +251,7 @@ func genSplits(spec string, n int, tarWrites []int) ([]int, error) {
 	}
 	var out []int
 	switch parts[0] {
-	case "fixed":
+	case "fixed", "flush":
 		if k == 0 {
 			return nil, fmt.Errorf("bad split %q", spec)
 		}

@@ -23,6 +23,11 @@ import (
 )
 
 func compress(data []byte, level int, writes []int) []byte {
+	return compressFlush(data, level, writes, false)
+}
+
+// compressFlush is compress with a Flush after every Write when flush is set.
+func compressFlush(data []byte, level int, writes []int, flush bool) []byte {
 	var buf bytes.Buffer
 	w, err := gzip.NewWriterLevel(&buf, level)
 	if err != nil {
@@ -32,6 +37,11 @@ func compress(data []byte, level int, writes []int) []byte {
 	for _, n := range writes {
 		if _, err := w.Write(data[off : off+n]); err != nil {
 			panic(err)
+		}
+		if flush {
+			if err := w.Flush(); err != nil {
+				panic(err)
+			}
 		}
 		off += n
 	}
@@ -84,6 +94,8 @@ func vectors() []vector {
 	add("mixed:1048576:4", "fixed:512", []int{-1, 9})
 	add("text:300000:12", "fixed:1000", []int{-1, 2, 9})
 	add("text:300000:12", "fixed:1", []int{-1})
+	add("mixed:300000:13", "flush:50000", allLevels)
+	add("bytes:", "flush:1", []int{-1, 1})
 	return v
 }
 
@@ -103,7 +115,7 @@ func writeVectors(path string) error {
 			return err
 		}
 		for _, level := range v.levels {
-			out := compress(data, level, writes)
+			out := compressFlush(data, level, writes, strings.HasPrefix(v.split, "flush:"))
 			sum := sha256.Sum256(out)
 			fmt.Fprintf(&b, "%s %s %d %d %x", v.input, v.split, level, len(out), sum)
 			if len(out) <= 96 {

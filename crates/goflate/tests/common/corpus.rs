@@ -215,7 +215,7 @@ pub fn splits(spec: &str, n: usize, tar_writes: Option<&[usize]>) -> Vec<usize> 
     let k: u64 = num(parts[1], spec);
     let mut out = Vec::new();
     match parts[0] {
-        "fixed" => {
+        "fixed" | "flush" => {
             let mut rest = n;
             while rest > 0 {
                 let w = rest.min(k as usize);
