@@ -178,13 +178,24 @@ impl<W: Write> Write for ParallelGzipWriter<W> {
         match &mut self.mode {
             Mode::Serial(c) => c.write(buf),
             Mode::Parallel(p) => {
-                p.pending.extend_from_slice(buf);
-                let end = p.base + p.pending.len() as u64;
-                p.bounds.push(end);
-                let real = p.engine.keep_from();
-                if end.saturating_sub(real) >= p.engine.batch_bytes() + 2 * 65536 {
-                    p.process(false);
-                    p.compact();
+                // Take big writes a batch at a time so that the buffer stays small; the
+                // write's end is its only boundary.
+                let step = p.engine.batch_bytes() as usize;
+                let mut rest = buf;
+                while !rest.is_empty() {
+                    let n = rest.len().min(step);
+                    p.pending.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    let end = p.base + p.pending.len() as u64;
+                    if rest.is_empty() {
+                        p.bounds.push(end);
+                    }
+                    if end.saturating_sub(p.engine.keep_from())
+                        >= p.engine.batch_bytes() + 2 * 65536
+                    {
+                        p.process(false);
+                        p.compact();
+                    }
                 }
             }
         }
