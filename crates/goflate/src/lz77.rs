@@ -359,29 +359,46 @@ impl Matcher {
         let mut w_end = win[pos + length];
         let w_pos = &win[pos..];
         let min_index = pos as isize - WINDOW_SIZE as isize;
+        // The chain does not depend on what matches, so it is followed a few links ahead
+        // of the comparisons: the loads of the candidates then overlap. The candidates and
+        // their order are Go's.
+        const AHEAD: usize = 16;
+        let mut cands = [0usize; AHEAD];
         let mut i = head as isize;
-        while tries > 0 {
-            let iu = i as usize;
-            if w_end == win[iu + length] {
-                let n = match_len(&win[iu..], w_pos, min_match_look);
-                if n > length && (n > MIN_MATCH_LENGTH || pos - iu <= 4096) {
-                    length = n;
-                    found = Some((n, pos - iu));
-                    if n >= nice {
-                        break;
-                    }
-                    w_end = win[pos + n];
+        let mut chain_done = false;
+        while !chain_done {
+            let mut n = 0;
+            loop {
+                cands[n] = i as usize;
+                n += 1;
+                tries -= 1;
+                if tries == 0 || i == min_index {
+                    // At min_index, hash_prev already belongs to a newer position.
+                    chain_done = true;
+                    break;
+                }
+                i = self.hash_prev[i as usize & WINDOW_MASK] as isize - self.hash_offset;
+                if i < min_index || i < 0 {
+                    chain_done = true;
+                    break;
+                }
+                if n == AHEAD {
+                    break;
                 }
             }
-            if i == min_index {
-                // hash_prev for this slot already belongs to a newer position.
-                break;
+            for &c in &cands[..n] {
+                if w_end == win[c + length] {
+                    let m = match_len(&win[c..], w_pos, min_match_look);
+                    if m > length && (m > MIN_MATCH_LENGTH || pos - c <= 4096) {
+                        length = m;
+                        found = Some((m, pos - c));
+                        if m >= nice {
+                            return found;
+                        }
+                        w_end = win[pos + m];
+                    }
+                }
             }
-            i = self.hash_prev[iu & WINDOW_MASK] as isize - self.hash_offset;
-            if i < min_index || i < 0 {
-                break;
-            }
-            tries -= 1;
         }
         found
     }
