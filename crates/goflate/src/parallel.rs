@@ -20,6 +20,11 @@
 //! Window slides happen at Go's fills, which follow the `Write` calls (see the crate docs);
 //! the parsers simulate Go's fills from the recorded write boundaries, so the output is the
 //! serial output for the same `Write` calls.
+//!
+//! Work goes in batches of 4 chunks per thread: phase 1 parses every chunk at once (fresh
+//! parsers record checkpoints every 64 bytes over their first 512 KiB), phase 2 lets each
+//! parser follow the stream into the next chunk until it meets a checkpoint, then blocks
+//! are cut and coded. The real parser at the batch end carries over to the next batch.
 
 use crate::bitwriter::{BitWriter, Piece};
 use crate::deflate::MAX_FLATE_BLOCK_TOKENS;
