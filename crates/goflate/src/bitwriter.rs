@@ -85,8 +85,9 @@ pub(crate) enum Piece {
         tail: u64,
         tail_bits: u32,
     },
-    /// A stored block (not final) of these bytes.
-    Stored(Vec<u8>),
+    /// A stored block (not final) for the writer's `n`th `write_block` call (from 0); the
+    /// joiner has the bytes.
+    Stored(usize),
 }
 
 /// LSB-first bit output plus the scratch state of block encoding.
@@ -95,6 +96,8 @@ pub(crate) struct BitWriter {
     pub(crate) out: Vec<u8>,
     /// In piece mode, the finished pieces before `out`.
     pieces: Option<Vec<Piece>>,
+    /// `write_block` calls so far (to name stored pieces).
+    blocks: usize,
     bits: u64,
     nbits: u32,
     literal_freq: [i32; MAX_NUM_LIT],
@@ -117,6 +120,7 @@ impl BitWriter {
         BitWriter {
             out: Vec::new(),
             pieces: None,
+            blocks: 0,
             bits: 0,
             nbits: 0,
             literal_freq: [0; MAX_NUM_LIT],
@@ -148,15 +152,16 @@ impl BitWriter {
         pieces
     }
 
-    /// Appends a piece made by a piece-mode writer.
-    pub(crate) fn append_piece(&mut self, piece: &Piece) {
+    /// Appends a piece made by a piece-mode writer; `stored(n)` gives the bytes of its
+    /// `n`th block.
+    pub(crate) fn append_piece<'a>(&mut self, piece: &Piece, stored: impl Fn(usize) -> &'a [u8]) {
         match piece {
             Piece::Bits {
                 bytes,
                 tail,
                 tail_bits,
             } => self.append_bits(bytes, *tail, *tail_bits),
-            Piece::Stored(data) => self.write_stored_block(data, false),
+            Piece::Stored(n) => self.write_stored_block(stored(*n), false),
         }
     }
 
@@ -236,7 +241,7 @@ impl BitWriter {
                 tail: self.bits,
                 tail_bits: self.nbits,
             });
-            pieces.push(Piece::Stored(input.to_vec()));
+            pieces.push(Piece::Stored(self.blocks - 1));
             self.bits = 0;
             self.nbits = 0;
             return;
@@ -257,6 +262,7 @@ impl BitWriter {
     /// bytes, is known) stored coding; fixed wins ties with dynamic, stored must be strictly
     /// smaller.
     pub(crate) fn write_block(&mut self, tokens: &[Token], eof: bool, input: Option<&[u8]>) {
+        self.blocks += 1;
         let (num_literals, num_offsets) = self.index_tokens(tokens);
         let stored_size = Self::stored_size(input);
         let mut extra_bits: i64 = 0;

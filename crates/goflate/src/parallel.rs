@@ -702,9 +702,13 @@ impl Engine {
             }
             *lock(&results[g]) = bw.into_pieces();
         });
-        for r in results {
+        for (group, r) in groups.iter().zip(results) {
+            let stored = |n: usize| match &group[n].input {
+                Some(range) => inp.slice(range.clone()),
+                None => &[],
+            };
             for p in &r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                self.bw.append_piece(p);
+                self.bw.append_piece(p, stored);
             }
         }
     }
