@@ -417,9 +417,10 @@ impl Engine {
         self.chunk * self.chunks_per_batch() + 2 * WINDOW
     }
 
-    /// Several chunks per thread, so that uneven chunks even out.
+    /// Several chunks per thread, so that uneven chunks even out; capped because every
+    /// chunk of a batch holds a parser (640 KiB of tables) and its tokens at once.
     fn chunks_per_batch(&self) -> u64 {
-        4 * self.threads as u64
+        (4 * self.threads as u64).min(64)
     }
 
     /// The first absolute position whose bytes the engine still needs.
