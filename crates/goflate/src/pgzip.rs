@@ -150,6 +150,11 @@ impl<W: Write> ParallelGzipWriter<W> {
         Ok(())
     }
 
+    /// Uncompressed bytes written so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.size
+    }
+
     /// Ends the stream, writes the trailer and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.check()?;
