@@ -370,6 +370,41 @@ enum JobTokens {
     Gathered(Vec<Token>),
 }
 
+/// Blocks cut from a batch, waiting to be Huffman-coded while the next batch is parsed.
+struct Coding {
+    /// Token lists of the batch's parsers, indexed by [`JobTokens::In`].
+    tokens: Vec<Vec<Token>>,
+    jobs: Vec<Job>,
+    /// The first absolute input position a job may store.
+    keep_from: u64,
+}
+
+impl Coding {
+    /// The jobs in groups for the coding tasks.
+    fn groups(&self, threads: usize) -> Vec<&[Job]> {
+        if self.jobs.is_empty() {
+            return Vec::new();
+        }
+        self.jobs
+            .chunks(self.jobs.len().div_ceil(threads * 4))
+            .collect()
+    }
+
+    /// Codes one group into pieces.
+    fn code(&self, inp: &Input, group: &[Job]) -> Vec<Piece> {
+        let mut bw = BitWriter::for_pieces();
+        for j in group {
+            let input = j.input.clone().map(|r| inp.slice(r));
+            let tokens = match &j.tokens {
+                JobTokens::In(i, range) => &self.tokens[*i][range.clone()],
+                JobTokens::Gathered(v) => &v[..],
+            };
+            bw.write_block(tokens, false, input);
+        }
+        bw.into_pieces()
+    }
+}
+
 /// A piece of the real token stream: tokens `from..to` of parser `runner` (`None`: the
 /// open block carried over from the previous batch).
 struct Segment {
@@ -392,8 +427,12 @@ pub(crate) struct Engine {
     /// Absolute position where the open block's tokens start.
     carry_pos: u64,
     pub(crate) bw: BitWriter,
-    /// Parsers to reuse (their tables and token buffers are large).
+    /// Parsers to reuse (their tables are large).
     spare: Vec<Runner>,
+    /// Token buffers to reuse.
+    token_pool: Vec<Vec<Token>>,
+    /// The previous batch's blocks, coded during the next batch's parse.
+    pending: Option<Coding>,
 }
 
 impl Engine {
@@ -409,6 +448,8 @@ impl Engine {
             carry_pos: 0,
             bw: BitWriter::new(),
             spare: Vec::new(),
+            token_pool: Vec::new(),
+            pending: None,
         }
     }
 
@@ -425,7 +466,8 @@ impl Engine {
 
     /// The first absolute position whose bytes the engine still needs.
     pub(crate) fn keep_from(&self) -> u64 {
-        self.real.as_ref().map_or(u64::MAX, |r| r.ws)
+        let real = self.real.as_ref().map_or(u64::MAX, |r| r.ws);
+        real.min(self.pending.as_ref().map_or(u64::MAX, |c| c.keep_from))
     }
 
     /// Compresses what `inp` allows: full batches, or everything if `inp.last` (then the
@@ -463,8 +505,8 @@ impl Engine {
     }
 
     /// Runs the real parser to `end` (the end of input if `None`) with helpers starting at
-    /// `starts` (increasing multiples of 32 KiB after the real parser), then codes the
-    /// finished blocks.
+    /// `starts` (increasing multiples of 32 KiB after the real parser), codes the previous
+    /// batch's blocks meanwhile, and cuts this batch's blocks.
     fn batch(&mut self, inp: &Input, starts: &[u64], end: Option<u64>) {
         let Some(mut real) = self.real.take() else {
             return;
@@ -488,7 +530,20 @@ impl Engine {
             .collect();
         type Parsed = Mutex<Option<(Runner, Vec<Checkpoint>)>>;
         let slots: Vec<Parsed> = (0..n).map(|_| Mutex::new(None)).collect();
-        run_tasks(self.threads, n, |i| {
+        // The previous batch's blocks are coded by the same threads, after the parse tasks
+        // (they fill in while the last chunks finish).
+        let pending = self.pending.take();
+        let groups = pending
+            .as_ref()
+            .map_or(Vec::new(), |c| c.groups(self.threads));
+        let coded: Vec<Mutex<Vec<Piece>>> = groups.iter().map(|_| Mutex::new(Vec::new())).collect();
+        run_tasks(self.threads, n + groups.len(), |i| {
+            if i >= n {
+                if let Some(c) = pending.as_ref() {
+                    *lock(&coded[i - n]) = c.code(inp, groups[i - n]);
+                }
+                return;
+            }
             let r = match i {
                 0 => lock(&real).take(),
                 _ => Some(Runner::fresh_at(
@@ -503,6 +558,16 @@ impl Engine {
                 *lock(&slots[i]) = Some((r, cps));
             }
         });
+        if pending.is_some() {
+            self.join(inp, &groups, coded);
+        }
+        drop(groups);
+        if let Some(c) = pending {
+            for mut v in c.tokens {
+                v.clear();
+                self.token_pool.push(v);
+            }
+        }
         let mut runners = Vec::with_capacity(n);
         let mut cps = Vec::with_capacity(n);
         for slot in slots {
@@ -529,11 +594,12 @@ impl Engine {
                 )
             })
             .collect();
-        self.merge(inp, outs);
+        self.merge(outs);
     }
 
-    /// Follows the real stream through the workers' outputs, cuts blocks and codes them.
-    fn merge(&mut self, inp: &Input, mut outs: Vec<(Runner, Exit)>) {
+    /// Follows the real stream through the workers' outputs and cuts blocks, to be coded
+    /// with the next batch.
+    fn merge(&mut self, mut outs: Vec<(Runner, Exit)>) {
         let carry = std::mem::take(&mut self.carry);
         let mut segs = Vec::new();
         if !carry.is_empty() {
@@ -677,45 +743,55 @@ impl Engine {
             }
         }
         self.block_start = start;
-        self.code_blocks(inp, &outs, &jobs);
+        let keep_from = jobs
+            .iter()
+            .find_map(|j| j.input.as_ref().map(|r| r.start))
+            .unwrap_or(u64::MAX);
+        let tokens = outs
+            .iter_mut()
+            .map(|(r, _)| {
+                std::mem::replace(&mut r.tokens, self.token_pool.pop().unwrap_or_default())
+            })
+            .collect();
+        self.pending = Some(Coding {
+            tokens,
+            jobs,
+            keep_from,
+        });
         self.carry = next_carry;
         self.real = Some(outs.swap_remove(cur).0);
         self.spare.extend(outs.into_iter().map(|(r, _)| r));
     }
 
-    /// Huffman-codes `jobs` on the worker threads and appends the bits in order.
-    fn code_blocks(&mut self, inp: &Input, outs: &[(Runner, Exit)], jobs: &[Job]) {
-        if jobs.is_empty() {
-            return;
-        }
-        let groups: Vec<&[Job]> = jobs.chunks(jobs.len().div_ceil(self.threads * 4)).collect();
-        let results: Vec<Mutex<Vec<Piece>>> =
-            (0..groups.len()).map(|_| Mutex::new(Vec::new())).collect();
-        run_tasks(self.threads, groups.len(), |g| {
-            let mut bw = BitWriter::for_pieces();
-            for j in groups[g] {
-                let input = j.input.clone().map(|r| inp.slice(r));
-                let tokens = match &j.tokens {
-                    JobTokens::In(i, range) => &outs[*i].0.tokens[range.clone()],
-                    JobTokens::Gathered(v) => &v[..],
-                };
-                bw.write_block(tokens, false, input);
-            }
-            *lock(&results[g]) = bw.into_pieces();
-        });
-        for (group, r) in groups.iter().zip(results) {
+    /// Appends coded groups in order.
+    fn join(&mut self, inp: &Input, groups: &[&[Job]], coded: Vec<Mutex<Vec<Piece>>>) {
+        for (group, pieces) in groups.iter().zip(coded) {
             let stored = |n: usize| match &group[n].input {
                 Some(range) => inp.slice(range.clone()),
                 None => &[],
             };
-            for p in &r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            for p in &pieces.into_inner().unwrap_or_else(|e| e.into_inner()) {
                 self.bw.append_piece(p, stored);
             }
         }
     }
 
+    /// Codes and appends the pending blocks now.
+    fn code_pending(&mut self, inp: &Input) {
+        let Some(c) = self.pending.take() else {
+            return;
+        };
+        let groups = c.groups(self.threads);
+        let coded: Vec<Mutex<Vec<Piece>>> = groups.iter().map(|_| Mutex::new(Vec::new())).collect();
+        run_tasks(self.threads, groups.len(), |g| {
+            *lock(&coded[g]) = c.code(inp, groups[g]);
+        });
+        self.join(inp, &groups, coded);
+    }
+
     /// After the last batch: the final block, then Go's final empty stored block.
     fn finish(&mut self, inp: &Input) {
+        self.code_pending(inp);
         if !self.carry.is_empty() {
             let end = self.carry_pos + self.carry.iter().map(|t| t.input_len() as u64).sum::<u64>();
             let input = self.block_start.map(|s| inp.slice(s..end));
