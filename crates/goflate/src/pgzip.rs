@@ -64,10 +64,11 @@ fn parallel_params(level: Level) -> Option<Params> {
 /// [`GzipWriter`](crate::GzipWriter) (and so of Go 1.23) for the same `write` calls.
 ///
 /// Levels 4..=9 (including the default) run in parallel; other levels, or `threads < 2`,
-/// run the serial encoder. Input is buffered in batches of `4 * threads` chunks (at most
-/// 64) of [`DEFAULT_CHUNK_SIZE`] bytes, so memory stays bounded: for 2 threads about 4 MiB
-/// of input plus, per chunk, a parser (640 KiB) and its tokens (up to 4 bytes per input
-/// byte). Like `GzipWriter`, each `write` call counts as one Go `Write`
+/// run the serial encoder. Input is handled in batches of `4 * threads` chunks (at most
+/// 64) of [`DEFAULT_CHUNK_SIZE`] bytes, and a batch's blocks are coded while the next one is
+/// parsed, so memory stays bounded: for 2 threads about two batches (8 MiB) of input plus,
+/// per chunk, a parser (640 KiB) and the tokens of two batches (up to 4 bytes per input
+/// byte). Compressed output is handed on a batch behind the input. Like `GzipWriter`, each `write` call counts as one Go `Write`
 /// (the writer records where writes end to reproduce Go's window slides). `io::Write::flush`
 /// passes on finished bytes only; `finish` ends the stream.
 pub struct ParallelGzipWriter<W: Write> {
