@@ -25,8 +25,8 @@
 //!
 //! | input (64 MiB)          | Go 1.23 | goflate | goflate, 2 threads | flate2 (zlib-rs, 6) |
 //! |-------------------------|---------|---------|--------------------|---------------------|
-//! | layer-tar-like, mixed   | 37.1    | 45.6    | 74.9               | 58.8 (other bytes)  |
-//! | random                  | 69.5    | 91.6    | 139.3              | 50.4 (other bytes)  |
+//! | layer-tar-like, mixed   | 41.1    | 51.8    | 88.0               | 67.3 (other bytes)  |
+//! | random                  | 79.5    | 105.3   | 160.3              | 58.8 (other bytes)  |
 //!
 //! The parallel writer needs free cores: its phases wait for their slowest thread, so on a
 //! busy machine it can fall below the serial writer.
