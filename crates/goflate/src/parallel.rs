@@ -517,7 +517,9 @@ impl Engine {
             starts
                 .iter()
                 .copied()
-                .filter(|&c| c > real.pos() && c >= WINDOW),
+                // A fresh parser needs the 32 KiB before its start, which the buffer holds
+                // from the real parser's position on.
+                .filter(|&c| c >= real.pos() + WINDOW),
         );
         let starts = all;
         let n = starts.len();
