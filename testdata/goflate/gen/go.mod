@@ -1,0 +1,3 @@
+module kiln/goflate-gen
+
+go 1.23
