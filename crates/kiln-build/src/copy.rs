@@ -40,8 +40,8 @@ pub enum CopyError {
     DirWithFile(String),
     #[error("cannot copy a directory to {0}: it exists and is not a directory")]
     NotADirectory(String),
-    #[error(transparent)]
-    Pattern(#[from] gomatch::BadPattern),
+    #[error("{0}: syntax error in the wildcard pattern")]
+    Pattern(String),
 }
 
 fn show(p: &[u8]) -> String {
@@ -69,35 +69,13 @@ fn rel(p: &str) -> Vec<u8> {
 
 /// Go's `filepath.Clean` for absolute paths.
 pub fn clean_abs(p: &str) -> String {
-    let c = kiln_layer_clean(p);
+    let c = String::from_utf8_lossy(&kiln_layer::tar::go_path_clean(p.as_bytes())).into_owned();
     if c.starts_with('/') {
         c
+    } else if c == "." {
+        "/".into()
     } else {
         format!("/{c}")
-    }
-}
-
-fn kiln_layer_clean(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push(c);
-                }
-            }
-            _ => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
     }
 }
 
@@ -221,7 +199,8 @@ pub fn resolve_wildcards(
         }
         Ok(())
     }
-    walk(node, b"", &pattern, &mut out, &base_path)?;
+    walk(node, b"", &pattern, &mut out, &base_path)
+        .map_err(|_| CopyError::Pattern(src_path.to_string()))?;
     Ok(out)
 }
 

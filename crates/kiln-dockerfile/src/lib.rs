@@ -32,6 +32,8 @@ mod syntax;
 
 pub use error::ParseError;
 pub use expand::{ExpandError, Expanded, ExpandedFrom, ExpandedRun};
+/// Go's `path/filepath.Match` (Unix), which BuildKit also uses for COPY wildcards.
+pub use gocompat::filepath::{matches as filepath_match, BadPattern};
 pub use heredoc::{chomp_content, Heredoc};
 pub use ignore::{
     find_dockerignore, read_patterns, IgnoreError, IgnoreMatcher, MatchInfo, WalkDecision,

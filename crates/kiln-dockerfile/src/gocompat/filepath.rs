@@ -60,7 +60,9 @@ pub(crate) fn dir(path: &str) -> String {
 
 /// `filepath.ErrBadPattern`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BadPattern;
+pub struct BadPattern;
+
+impl std::error::Error for BadPattern {}
 
 impl std::fmt::Display for BadPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,7 +210,7 @@ fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Result<Option<&'a [u8]>
 
 /// `filepath.Match` on Unix: shell pattern matching where `*` and `?` never
 /// match `/`, with Go's full-pattern syntax validation.
-pub(crate) fn matches(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+pub fn matches(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let mut pattern = pattern.as_bytes();
     let mut name = name.as_bytes();
     'pattern: while !pattern.is_empty() {

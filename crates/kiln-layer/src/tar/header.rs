@@ -291,7 +291,7 @@ fn valid_pax_record(k: &[u8], v: &[u8]) -> bool {
 }
 
 /// Go's `path.Clean` on bytes.
-pub(crate) fn go_path_clean(p: &[u8]) -> Vec<u8> {
+pub fn go_path_clean(p: &[u8]) -> Vec<u8> {
     if p.is_empty() {
         return b".".to_vec();
     }

@@ -5,8 +5,8 @@ mod reader;
 mod writer;
 
 pub use header::{
-    block_padding, is_header_only, typeflag, EncodedHeader, Format, Header, PaxRecords, Timestamp,
-    BLOCK, MAX_SPECIAL_FILE_SIZE,
+    block_padding, go_path_clean, is_header_only, typeflag, EncodedHeader, Format, Header,
+    PaxRecords, Timestamp, BLOCK, MAX_SPECIAL_FILE_SIZE,
 };
 pub use reader::{TarReader, MAX_HEADER_SIZE};
 pub use writer::{TarWriter, COPY_CHUNK};
