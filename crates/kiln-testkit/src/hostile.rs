@@ -1,6 +1,6 @@
 //! A tiny HTTP/1.1 server on a loopback port whose every answer is scripted by the test, to
-//! play registries that lie, break or fail. One request per connection (`Connection: close`);
-//! it stops when dropped.
+//! play registries that lie, break or fail .
+//! One request per connection (`Connection: close`); it stops when dropped.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

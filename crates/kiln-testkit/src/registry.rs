@@ -1,5 +1,6 @@
-//! Runs Debian's `docker-registry` (distribution 2.8) on a free loopback port with storage in
-//! a temporary directory, optionally behind htpasswd basic auth; killed on drop.
+//! Debian's `docker-registry` (distribution 2.8) on a free loopback port, storage in a
+//! temporary directory, optionally behind htpasswd basic auth, with its access log kept so
+//! tests can count requests. Killed on drop.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -21,13 +22,13 @@ impl Registry {
     /// Starts a registry; `auth` = (user, password) puts it behind basic auth. `None` when
     /// the binary cannot be had (the reason is printed).
     pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
-        let bin = super::tool("docker-registry", "docker-registry")?;
+        let bin = crate::tool("docker-registry", "docker-registry")?;
         let dir = tempfile::tempdir().expect("tempdir");
         let auth_section = match auth {
             None => String::new(),
             Some((user, pass)) => {
-                let htpasswd_bin = super::tool("htpasswd", "apache2-utils")?;
-                let out = Command::new(htpasswd_bin)
+                let htpasswd = crate::tool("htpasswd", "apache2-utils")?;
+                let out = Command::new(htpasswd)
                     .args(["-Bbn", user, pass])
                     .output()
                     .expect("run htpasswd");
@@ -48,7 +49,7 @@ impl Registry {
                 .port();
             let addr = format!("127.0.0.1:{port}");
             let config = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: {addr}\n  secret: kiln-test-secret\n{auth_section}",
                 dir.path().join("data").display()
@@ -87,6 +88,29 @@ impl Registry {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Requests from the access log (`"GET /v2/... HTTP/1.1" 200`), in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                let start = l.find("\"")? + 1;
+                let rest = &l[start..];
+                let end = rest.find("\" ")?;
+                let status = rest[end + 2..].split(' ').next().unwrap_or("");
+                Some(format!("{} {status}", &rest[..end]))
+            })
+            .filter(|r| r.contains(" /v2/"))
+            .collect()
+    }
+
+    /// Blob downloads (`GET .../blobs/sha256:...`) served so far.
+    pub fn blob_gets(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("/blobs/sha256:"))
+            .collect()
     }
 
     pub fn data_dir(&self) -> PathBuf {
