@@ -34,6 +34,10 @@ enum Command {
     Build(Box<cmd::build::BuildArgs>),
     /// Show an image's index, manifest, config and digests, and check its digest
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Repack an image into kiln's canonical, reproducible form
+    Normalize(Box<cmd::normalize::NormalizeArgs>),
+    /// Show where two images differ (exit 1 when they do)
+    Diff(Box<cmd::diff::DiffArgs>),
 }
 
 fn main() {
@@ -49,6 +53,8 @@ fn main() {
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
         Command::Analyze(a) => cmd::analyze::run(a),
+        Command::Normalize(a) => cmd::normalize::run(*a),
+        Command::Diff(a) => cmd::diff::run(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

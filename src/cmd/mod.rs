@@ -2,3 +2,5 @@
 
 pub mod analyze;
 pub mod build;
+pub mod diff;
+pub mod normalize;

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod image;
+pub mod input;
 pub mod layer;
 pub mod names;
 pub mod scrub;
@@ -21,6 +22,7 @@ pub mod source;
 
 pub use error::{Error, ErrorKind, Result};
 pub use image::{normalize_config, normalize_image, ManifestFormat, NormalizedImage, Options};
+pub use input::{open_image, InputOptions, OpenedImage};
 pub use layer::{normalize_layer, Devices, LayerOptions, LayerStats, NormalizedLayer};
 pub use scrub::Scrubber;
 pub use source::{read_layer, Expected, ImageLayers};
