@@ -38,6 +38,8 @@ enum Command {
     Normalize(Box<cmd::normalize::NormalizeArgs>),
     /// Show where two images differ (exit 1 when they do)
     Diff(Box<cmd::diff::DiffArgs>),
+    /// Rebuild and check the result against an expected digest or image
+    Verify(Box<cmd::verify::VerifyArgs>),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Normalize(a) => cmd::normalize::run(*a),
         Command::Diff(a) => cmd::diff::run(*a),
+        Command::Verify(a) => cmd::verify::run(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -4,3 +4,4 @@ pub mod analyze;
 pub mod build;
 pub mod diff;
 pub mod normalize;
+pub mod verify;

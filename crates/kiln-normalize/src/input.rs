@@ -30,6 +30,9 @@ pub struct OpenedImage {
     pub name: String,
     pub source: ImageSource,
     pub image: LoadedImage,
+    /// For registry images: the index the reference named (digest, media type, bytes).
+    /// Their `image.index` is the single-entry index kiln made to read them.
+    pub registry_index: Option<(Digest, String, Vec<u8>)>,
     /// For registry images: the layout (links into the cache) it is read through.
     _pulled: Option<tempfile::TempDir>,
 }
@@ -66,6 +69,7 @@ pub fn open_image(spec: &str, opts: &InputOptions) -> Result<OpenedImage> {
         name: spec.to_string(),
         source,
         image,
+        registry_index: None,
         _pulled: None,
     })
 }
@@ -142,6 +146,9 @@ fn pull(spec: &str, reference: &str, opts: &InputOptions) -> Result<OpenedImage>
         name: spec.to_string(),
         source,
         image,
+        registry_index: pulled
+            .index
+            .map(|m| (m.digest, m.media_type.as_str().to_string(), m.bytes)),
         _pulled: Some(dir),
     })
 }
