@@ -210,8 +210,11 @@ pub fn normalize(input: &Path, output: &Path, args: &[&str]) -> String {
     image_digest(output)
 }
 
-/// Entries (name, type, mode, uid:gid, mtime, linkname, data) of a layer tar.
-pub fn entries(layer_tar: &[u8]) -> Vec<(String, char, i64, String, i64, String, Vec<u8>)> {
+/// An entry as (name, type, mode, uid:gid, mtime, linkname, data).
+pub type Listed = (String, char, i64, String, i64, String, Vec<u8>);
+
+/// The entries of a layer tar.
+pub fn entries(layer_tar: &[u8]) -> Vec<Listed> {
     let mut r = TarReader::new(layer_tar);
     let mut out = Vec::new();
     while let Some(h) = r.next_header().unwrap() {

@@ -73,13 +73,14 @@ fn platform_of(d: &Descriptor) -> Option<String> {
 /// Every manifest and index reachable from `index`, depth first, as repro-build lists them.
 fn walk(source: &ImageSource, index: &Index, depth: usize, out: &mut Vec<Doc>) {
     for d in &index.manifests {
-        let n = out.iter().filter(|x| x.title.starts_with("Manifest")).count() + 1;
+        let n = out
+            .iter()
+            .filter(|x| x.title.starts_with("Manifest"))
+            .count()
+            + 1;
         let path = format!("blobs/sha256/{}", d.digest.hex());
-        let bytes = match source.read_blob_verified(&d.digest) {
-            Ok(b) => b,
-            // Multi-platform layouts may carry only some platforms' blobs.
-            Err(_) => Vec::new(),
-        };
+        // Multi-platform layouts may carry only some platforms' blobs.
+        let bytes = source.read_blob_verified(&d.digest).unwrap_or_default();
         let nested = is_index(&d.media_type) && depth < 4;
         out.push(Doc {
             title: if is_index(&d.media_type) {
@@ -113,7 +114,9 @@ fn documents(o: &OpenedImage) -> Vec<Doc> {
             platform: None,
             bytes: bytes.clone(),
         }),
-        (None, Some((bytes, index))) if o.registry_index.is_none() && !o.name.starts_with("docker://") => {
+        (None, Some((bytes, index)))
+            if o.registry_index.is_none() && !o.name.starts_with("docker://") =>
+        {
             docs.push(Doc {
                 title: "Index".into(),
                 path: "index.json".into(),
