@@ -272,11 +272,8 @@ fn scrub_rules_remove_and_rewrite() {
         E::file("var/log/dpkg.log", b"2024-01-01 install\n", 0o644, EPOCH),
         E::file("var/cache/ldconfig/aux-cache", b"inodes", 0o600, EPOCH),
     ]);
-    oci_layout(
-        &d.join("in"),
-        &[t.clone()],
-        &config(&[Digest::of(&t)], "2024-01-01T00:00:00Z", &[]),
-    );
+    let cfg = config(&[Digest::of(&t)], "2024-01-01T00:00:00Z", &[]);
+    oci_layout(&d.join("in"), &[t], &cfg);
     let out = d.join("out");
     let r = run_ok(
         kiln()
