@@ -295,11 +295,8 @@ fn layer_boundaries_compression_and_link_direction_are_not_semantic() {
     );
     // ... but breaking the link is a difference.
     let l3 = tar(&[file("a", b"x"), file("b", b"x"), file("c", b"c")]);
-    oci_layout(
-        &d.join("three"),
-        &[l3.clone()],
-        &config(&[Digest::of(&l3)], "2020-01-01T00:00:00Z", &[]),
-    );
+    let c3 = config(&[Digest::of(&l3)], "2020-01-01T00:00:00Z", &[]);
+    oci_layout(&d.join("three"), &[l3], &c3);
     let (code, v) = diff_json(&d.join("one"), &d.join("three"), &["--semantic"]);
     assert_eq!(code, 1);
     assert_eq!(

@@ -45,11 +45,13 @@ fn debian() -> Option<PathBuf> {
     }
 }
 
-/// What `umoci unpack` made: per path (type, mode, uid, gid, size, link target), and the
-/// hard link groups.
+/// Type, mode, uid, gid, size and link target of a path.
+type Attrs = (String, u32, u32, u32, u64, Option<PathBuf>);
+
+/// What `umoci unpack` made: the attributes of every path, and the hard link groups.
 #[derive(Debug, PartialEq, Eq)]
 struct Tree {
-    entries: BTreeMap<PathBuf, (String, u32, u32, u32, u64, Option<PathBuf>)>,
+    entries: BTreeMap<PathBuf, Attrs>,
     links: Vec<Vec<PathBuf>>,
 }
 
