@@ -214,7 +214,7 @@ fn docker_save_archives() {
     let p = tmp.path().join("saved.tar");
     docker_save(
         &p,
-        &[t.clone()],
+        std::slice::from_ref(&t),
         &config(&[Digest::of(&t)], "2020-01-01T00:00:00Z", &[]),
     );
     let r = run_ok(kiln().arg("analyze").arg(&p));
