@@ -306,12 +306,14 @@ pub fn run(a: NormalizeArgs) -> CliResult {
         }
         OutputFormat::OciDir => write_layout_dir(&a.output, image, &store, &names)?,
     }
-    println!("image digest:       {}", image.manifest_digest);
-    println!("source date epoch:  {epoch} ({})", GoTime::from_unix(epoch));
-    println!("layers:");
+    let mut out = format!("image digest:       {}\n", image.manifest_digest);
+    out.push_str(&format!(
+        "source date epoch:  {epoch} ({})\nlayers:\n",
+        GoTime::from_unix(epoch)
+    ));
     for (i, (d, l)) in result.layers.iter().enumerate() {
-        println!(
-            "  {:>2}  {} -> {}  {} entries, {} mtimes clamped{}",
+        out.push_str(&format!(
+            "  {:>2}  {} -> {}  {} entries, {} mtimes clamped{}\n",
             i + 1,
             d.digest.short(),
             l.output.digest.short(),
@@ -322,16 +324,17 @@ pub fn run(a: NormalizeArgs) -> CliResult {
             } else {
                 format!(", {} scrubbed", l.stats.scrubbed.len())
             }
-        );
+        ));
     }
-    println!(
-        "output:             {} ({})",
+    out.push_str(&format!(
+        "output:             {} ({})\n",
         a.output.display(),
         match a.format {
             OutputFormat::Docker => "docker-format tarball",
             OutputFormat::Oci => "OCI-format tarball",
             OutputFormat::OciDir => "OCI layout directory",
         }
-    );
+    ));
+    crate::cmd::diff::print(&out);
     Ok(0)
 }

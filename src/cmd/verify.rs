@@ -83,7 +83,11 @@ pub fn run(a: VerifyArgs) -> CliResult {
     let (want, what): (Digest, String) = match (&target, expected) {
         (Some(t), _) => (image_digest(t), t.name.clone()),
         (None, Some(e)) => (e, "the expected digest".into()),
-        (None, None) => return Err(Failure::input("give --expected-image-digest or --target-image")),
+        (None, None) => {
+            return Err(Failure::input(
+                "give --expected-image-digest or --target-image",
+            ))
+        }
     };
     let matches = ours == want || (target.is_none() && built.image.manifest_digest == want);
     if matches {
@@ -148,7 +152,8 @@ fn summary(
     match first_layer {
         Some(i) => {
             let digest = |l: &[kiln_image::spec::Descriptor]| {
-                l.get(i).map_or("(none)".to_string(), |d| d.digest.to_string())
+                l.get(i)
+                    .map_or("(none)".to_string(), |d| d.digest.to_string())
             };
             out.push_str(&format!(
                 "  first differing layer: {} (rebuild {}, target {})\n",

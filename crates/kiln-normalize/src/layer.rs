@@ -84,7 +84,7 @@ pub struct NormalizedLayer {
 
 /// Reads the blob from `blob` (verifying it against `expected`), spills file data to
 /// `spill` and writes the canonical layer to `out`.
-pub fn normalize_layer<R: Read, W: Write>(
+pub fn normalize_layer<R: Read, W: Write + Send>(
     blob: R,
     expected: &Expected,
     spill: File,
@@ -319,7 +319,7 @@ impl LayerIndex {
     }
 
     /// Applies scrub rules, canonicalizes hard links and writes the sorted layer to `out`.
-    pub fn write<W: Write>(
+    pub fn write<W: Write + Send>(
         mut self,
         opts: &LayerOptions<'_>,
         out: W,
@@ -384,12 +384,28 @@ impl LayerIndex {
         let mut order: Vec<usize> = (0..n).filter(|&i| !removed[i]).collect();
         order.sort_by(|&a, &b| cmp_paths(&self.entries[a].path, &self.entries[b].path));
 
-        let mut lw = LayerWriter::new(out, opts.compression);
+        let (w, info) = if opts.compression == Compression::Uncompressed {
+            let mut lw = LayerWriter::new(out, opts.compression);
+            self.emit(&order, &role, &mut lw)?;
+            lw.finish()
+                .map_err(|e| Error::env(format!("cannot finish the layer: {e}")))?
+        } else {
+            crate::pipeline::write_layer(out, opts.compression, |lw| self.emit(&order, &role, lw))?
+        };
+        Ok((w, info, self.stats))
+    }
+    /// Writes the entries in `order` (hard links as `role` says) to `lw`.
+    fn emit<S: Write>(
+        &mut self,
+        order: &[usize],
+        role: &HashMap<usize, (usize, usize)>,
+        lw: &mut LayerWriter<S>,
+    ) -> Result<()> {
         let write_err = |path: &[u8], e: TarError| match e {
             TarError::Io(e) => Error::env(format!("cannot write the layer: {e}")),
             other => Error::input(format!("entry {}: {other}", show(path))),
         };
-        for &i in &order {
+        for &i in order {
             let e = &self.entries[i];
             let (mut h, data) = match role.get(&i) {
                 None => (e.header.clone(), &e.data),
@@ -431,10 +447,7 @@ impl LayerIndex {
             }
             self.stats.entries_written += 1;
         }
-        let (w, info) = lw
-            .finish()
-            .map_err(|e| Error::env(format!("cannot finish the layer: {e}")))?;
-        Ok((w, info, self.stats))
+        Ok(())
     }
 }
 

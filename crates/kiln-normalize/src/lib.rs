@@ -17,6 +17,7 @@ pub mod image;
 pub mod input;
 pub mod layer;
 pub mod names;
+pub mod pipeline;
 pub mod scrub;
 pub mod source;
 

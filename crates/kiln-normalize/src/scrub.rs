@@ -222,17 +222,13 @@ impl Scrubber {
     }
 }
 
-/// The rules as `--help` shows them.
+/// The rules as `--help` shows them: one paragraph each.
 pub fn help_text() -> String {
-    let width = RULES.iter().map(|r| r.name.len()).max().unwrap_or(0);
     RULES
         .iter()
         .map(|r| {
-            format!(
-                "  {:width$}  {}",
-                r.name,
-                r.help.split_whitespace().collect::<Vec<_>>().join(" ")
-            )
+            let words: Vec<&str> = r.help.split_whitespace().collect();
+            format!("- {}: {}", r.name, words.join(" "))
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -113,16 +113,18 @@ pub struct ReadDigests {
     pub compression: BlobCompression,
 }
 
-/// Hashes what flows through it into a borrowed hasher.
+/// Hashes what flows through it into a borrowed hasher (if any).
 struct Tap<'h, R> {
     inner: R,
-    hasher: &'h mut Hasher,
+    hasher: Option<&'h mut Hasher>,
 }
 
 impl<R: Read> Read for Tap<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -140,7 +142,7 @@ pub fn read_layer<R: Read, T>(
     let mut tar_hasher = Hasher::new();
     let mut tap = Tap {
         inner: raw,
-        hasher: &mut blob_hasher,
+        hasher: Some(&mut blob_hasher),
     };
     let mut br = BufReader::with_capacity(1 << 16, &mut tap);
     let compression = match br.fill_buf() {
@@ -156,9 +158,10 @@ pub fn read_layer<R: Read, T>(
             ),
             BlobCompression::None => Box::new(&mut br),
         };
+        // An uncompressed blob is the tar: its digest is the diff_id, no second hash.
         let mut tar = Tap {
             inner: decoder,
-            hasher: &mut tar_hasher,
+            hasher: (compression != BlobCompression::None).then_some(&mut tar_hasher),
         };
         match f(&mut tar) {
             Ok(t) => io::copy(&mut tar, &mut io::sink())
@@ -172,7 +175,10 @@ pub fn read_layer<R: Read, T>(
     drop(br);
     drop(tap);
     let (digest, size) = blob_hasher.finish();
-    let (diff_id, uncompressed_size) = tar_hasher.finish();
+    let (diff_id, uncompressed_size) = match compression {
+        BlobCompression::None => (digest, size),
+        _ => tar_hasher.finish(),
+    };
     if let Err(e) = drained {
         return Err(outcome
             .err()
