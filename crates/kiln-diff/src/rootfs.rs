@@ -153,3 +153,98 @@ pub fn link_groups(fs: &RootFs) -> BTreeMap<Vec<u8>, Vec<u8>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::scan;
+    use kiln_layer::tar::{typeflag, Header, TarWriter, Timestamp};
+    use kiln_normalize::Expected;
+
+    fn layer(entries: &[(u8, &str, &str)]) -> Listing {
+        let mut w = TarWriter::new(Vec::new());
+        for (flag, name, arg) in entries {
+            let data = if *flag == typeflag::REG {
+                arg.as_bytes()
+            } else {
+                b""
+            };
+            w.write_header(&Header {
+                typeflag: *flag,
+                name: name.as_bytes().to_vec(),
+                linkname: if *flag == typeflag::REG {
+                    Vec::new()
+                } else {
+                    arg.as_bytes().to_vec()
+                },
+                size: data.len() as i64,
+                mode: 0o644,
+                mtime: Some(Timestamp::from_secs(1)),
+                ..Header::default()
+            })
+            .unwrap();
+            w.write_data(data).unwrap();
+        }
+        scan(&w.finish().unwrap()[..], &Expected::default()).unwrap()
+    }
+
+    fn paths(fs: &RootFs) -> Vec<String> {
+        fs.keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_replacements() {
+        let lower = layer(&[
+            (typeflag::DIR, "a/", ""),
+            (typeflag::REG, "a/x", "1"),
+            (typeflag::DIR, "a/d/", ""),
+            (typeflag::REG, "a/d/y", "2"),
+            (typeflag::DIR, "o/", ""),
+            (typeflag::REG, "o/old", "3"),
+            (typeflag::DIR, "r/", ""),
+            (typeflag::REG, "r/inside", "4"),
+            (typeflag::REG, "a-b", "5"),
+        ]);
+        let upper = layer(&[
+            (typeflag::REG, "a/.wh.d", ""),
+            (typeflag::REG, "o/.wh..wh..opq", ""),
+            (typeflag::REG, "o/new", "6"),
+            (typeflag::REG, "r", "now a file"),
+        ]);
+        let fs = merge(&[lower, upper]);
+        assert_eq!(paths(&fs), ["a", "a-b", "a/x", "o", "o/new", "r"]);
+        assert_eq!(fs[&b"r".to_vec()].entry.kind, Kind::File);
+        assert_eq!(
+            fs[&b"o/new".to_vec()].source.0,
+            1,
+            "content comes from the upper layer"
+        );
+    }
+
+    #[test]
+    fn hard_link_groups_are_named_by_their_first_path() {
+        let l = layer(&[
+            (typeflag::REG, "z", "data"),
+            (typeflag::LINK, "m", "z"),
+            (typeflag::LINK, "a", "m"),
+            (typeflag::REG, "solo", "x"),
+        ]);
+        let fs = merge(&[l]);
+        assert_eq!(
+            fs[&b"a".to_vec()].entry.kind,
+            Kind::File,
+            "a resolved link is a file"
+        );
+        assert_eq!(
+            fs[&b"a".to_vec()].entry.digest,
+            fs[&b"z".to_vec()].entry.digest
+        );
+        let g = link_groups(&fs);
+        for p in ["a", "m", "z"] {
+            assert_eq!(g[p.as_bytes()], b"a".to_vec());
+        }
+        assert!(!g.contains_key(&b"solo".to_vec()));
+    }
+}
