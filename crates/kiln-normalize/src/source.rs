@@ -253,6 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn zstd_layers_are_read() {
+        let tar = b"zstd layer ".repeat(500);
+        let blob = ruzstd::encoding::compress_to_vec(
+            &tar[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let exp = Expected {
+            digest: Some(Digest::of(&blob)),
+            size: Some(blob.len() as u64),
+            diff_id: Some(Digest::of(&tar)),
+        };
+        let (back, d) = read_layer(&blob[..], &exp, |r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)
+                .map_err(|e| Error::input(e.to_string()))?;
+            Ok(v)
+        })
+        .unwrap();
+        assert_eq!(back, tar);
+        assert_eq!(d.compression, BlobCompression::Zstd);
+    }
+
+    #[test]
     fn mismatches_are_errors() {
         let tar = vec![1u8; 1024];
         let wrong = Digest::of(b"other");
