@@ -1,6 +1,8 @@
 //! `kiln normalize`: repack any image into kiln's canonical, reproducible form.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use clap::Args;
 use kiln_image::export::{write_file_atomically, write_layout_dir, write_tarball};
@@ -209,8 +211,12 @@ pub fn check_output(out: &Path, dir_output: bool) -> Result<PathBuf, Failure> {
     Ok(parent)
 }
 
+/// Reports finished layers on stderr in image order (workers finish in any order; the
+/// output must not depend on that).
 struct LayerPrinter {
     quiet: bool,
+    /// The next layer to print, and finished layers waiting for it.
+    pending: Mutex<(usize, BTreeMap<usize, String>)>,
 }
 
 impl Progress for LayerPrinter {
@@ -218,15 +224,25 @@ impl Progress for LayerPrinter {
         if self.quiet {
             return;
         }
-        eprintln!(
-            "#normalized layer {}/{total}: {} entries, {} mtimes clamped, {} hard links",
+        let mut text = format!(
+            "#normalized layer {}/{total}: {} entries, {} mtimes clamped, {} hard links\n",
             index + 1,
             l.stats.entries_written,
             l.stats.mtimes_clamped,
             l.stats.hardlinks
         );
         for s in &l.stats.scrubbed {
-            eprintln!("  scrub {}: {} {}", s.rule, s.action, s.path);
+            text.push_str(&format!("  scrub {}: {} {}\n", s.rule, s.action, s.path));
+        }
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        p.1.insert(index, text);
+        loop {
+            let next = p.0;
+            let Some(t) = p.1.remove(&next) else { break };
+            eprint!("{t}");
+            p.0 += 1;
         }
     }
 }
@@ -281,6 +297,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
     };
     let printer = LayerPrinter {
         quiet: a.progress == ProgressMode::Quiet,
+        pending: Mutex::new((0, BTreeMap::new())),
     };
     let result = kiln_normalize::normalize_image(
         &a.image,

@@ -4,12 +4,15 @@
 //! normalize to the same digest, and normalizing an already normalized image changes
 //! nothing.
 //!
+//! - [`input`]: images named on the command line (tarballs, layouts, registry references
+//!   pulled through kiln's verified cache);
 //! - [`source`]: opening an image's layers, decompressing and verifying them while they
 //!   stream (also used by kiln-diff);
 //! - [`names`]: canonical entry names, and what counts as leaving the image root;
 //! - [`scrub`]: the opt-in, data-driven rules that remove or rewrite files known to differ
 //!   between otherwise equal builds;
 //! - [`layer`]: normalizing one layer with memory that does not grow with its size;
+//! - [`pipeline`]: compression on its own core, fed the exact writes of the tar writer;
 //! - [`image`]: all layers in parallel, then config and manifest.
 
 pub mod error;
