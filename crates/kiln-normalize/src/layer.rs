@@ -131,6 +131,9 @@ pub struct LayerIndex {
 /// Bytes of entry data copied at a time.
 const CHUNK: usize = 256 * 1024;
 
+/// Largest file a scrub rule rewrites in memory.
+const MAX_REWRITE: u64 = 16 << 20;
+
 fn spill_err(e: io::Error) -> Error {
     Error::env(format!("cannot write the temporary spill file: {e}"))
 }
@@ -343,6 +346,14 @@ impl LayerIndex {
                     "emptied"
                 }
                 Action::Rewrite(f) => {
+                    if e.header.size as u64 > MAX_REWRITE {
+                        return Err(Error::input(format!(
+                            "entry {} (scrub {rule}): is {} bytes, more than the {MAX_REWRITE} a \
+                             rewritten file may have",
+                            show(&e.path),
+                            e.header.size
+                        )));
+                    }
                     let old = self.read_data(&e.data).map_err(spill_err)?;
                     let new = f(&old, opts.epoch).map_err(|m| {
                         Error::input(format!("entry {} (scrub {rule}): {m}", show(&e.path)))
