@@ -245,6 +245,6 @@ mod tests {
         for p in ["a", "m", "z"] {
             assert_eq!(g[p.as_bytes()], b"a".to_vec());
         }
-        assert!(!g.contains_key(&b"solo".to_vec()));
+        assert!(!g.contains_key(&b"solo"[..]));
     }
 }

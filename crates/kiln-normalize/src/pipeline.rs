@@ -107,7 +107,7 @@ mod tests {
         let mut direct = LayerWriter::new(Vec::new(), Compression::Gzip);
         body(&mut direct).unwrap();
         let (want, want_info) = direct.finish().unwrap();
-        let (got, info) = write_layer(Vec::new(), Compression::Gzip, |lw| body(lw)).unwrap();
+        let (got, info) = write_layer(Vec::new(), Compression::Gzip, body).unwrap();
         assert_eq!(got, want);
         assert_eq!(info, want_info);
     }
