@@ -42,6 +42,12 @@ enum Command {
     Push(cmd::push::PushArgs),
     /// Rebuild natively and compare, layer by layer, with an image BuildKit built
     Crosscheck(Box<cmd::crosscheck::CrosscheckArgs>),
+    /// Repack an image into kiln's canonical, reproducible form
+    Normalize(Box<cmd::normalize::NormalizeArgs>),
+    /// Show where two images differ (exit 1 when they do)
+    Diff(Box<cmd::diff::DiffArgs>),
+    /// Rebuild and check the result against an expected digest or image
+    Verify(Box<cmd::verify::VerifyArgs>),
 }
 
 fn main() {
@@ -61,6 +67,9 @@ fn main() {
         Command::Pull(a) => cmd::pull::run(*a),
         Command::Push(a) => cmd::push::run(a),
         Command::Crosscheck(a) => cmd::crosscheck::run(*a),
+        Command::Normalize(a) => cmd::normalize::run(*a),
+        Command::Diff(a) => cmd::diff::run(*a),
+        Command::Verify(a) => cmd::verify::run(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

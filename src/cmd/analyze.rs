@@ -1,45 +1,227 @@
-//! `kiln analyze`: what an image is (index, manifest, config, digests), and whether it is
-//! the image you expected.
-
-use std::path::PathBuf;
+//! `kiln analyze`: what an image is (index, every manifest, config, platform, layers,
+//! digests), and whether it is the image you expected.
 
 use clap::Args;
 use kiln_digest::Digest;
-use kiln_image::import::{self, ImageSource};
+use kiln_image::import::ImageSource;
+use kiln_image::spec::{media, Descriptor, Index};
+use kiln_normalize::OpenedImage;
+use serde_json::{json, Value};
 
+use crate::cmd::diff::print;
+use crate::cmd::normalize::RegistryArgs;
 use crate::fail::{CliResult, Failure};
 
 #[derive(Args, Debug)]
+#[command(after_long_help = ANALYZE_HELP)]
 pub struct AnalyzeArgs {
-    /// Image: a docker/OCI tarball or an OCI layout directory
-    pub image: PathBuf,
+    /// Image: a docker/OCI tarball, an OCI layout directory, or docker://HOST/NAME@sha256:...
+    pub image: String,
 
-    /// Exit 1 unless the image (manifest) digest is this one
+    /// Exit 1 unless the image digest is this one (`sha256:` may be left out)
     #[arg(long = "expected-image-digest", value_name = "sha256:...")]
     pub expected_image_digest: Option<String>,
+
+    /// Show index, manifests and config in full (they are cut at 600 characters otherwise)
+    #[arg(long = "show-contents")]
+    pub show_contents: bool,
 
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// The image to take from a multi-platform input, os/arch[/variant] (default: this
+    /// machine's)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+const ANALYZE_HELP: &str = "\
+The image digest is the digest of what index.json points to (for a single-platform image,
+its manifest; for a multi-platform one, its index): the digest a registry shows for the
+image and BuildKit prints. --expected-image-digest also accepts the digest of the selected
+platform's manifest.
+
+Examples:
+  kiln analyze image.tar
+  kiln analyze --expected-image-digest sha256:9959a9bb... image.tar   (exit 1 on mismatch)";
+
+/// Characters of a document shown without --show-contents.
+const SNIP: usize = 600;
+
+/// One JSON document of the image, as shown.
+struct Doc {
+    title: String,
+    path: String,
+    digest: Digest,
+    media_type: String,
+    platform: Option<String>,
+    bytes: Vec<u8>,
+}
+
+fn is_index(mt: &str) -> bool {
+    mt == media::OCI_INDEX || mt == media::DOCKER_LIST
+}
+
+fn platform_of(d: &Descriptor) -> Option<String> {
+    d.platform.as_ref().map(|p| p.display())
+}
+
+/// Every manifest and index reachable from `index`, depth first, as repro-build lists them.
+fn walk(source: &ImageSource, index: &Index, depth: usize, out: &mut Vec<Doc>) {
+    for d in &index.manifests {
+        let n = out
+            .iter()
+            .filter(|x| x.title.starts_with("Manifest"))
+            .count()
+            + 1;
+        let path = format!("blobs/sha256/{}", d.digest.hex());
+        // Multi-platform layouts may carry only some platforms' blobs.
+        let bytes = source.read_blob_verified(&d.digest).unwrap_or_default();
+        let nested = is_index(&d.media_type) && depth < 4;
+        out.push(Doc {
+            title: if is_index(&d.media_type) {
+                format!("Manifest {n} (index)")
+            } else {
+                format!("Manifest {n}")
+            },
+            path,
+            digest: d.digest,
+            media_type: d.media_type.clone(),
+            platform: platform_of(d),
+            bytes: bytes.clone(),
+        });
+        if nested && !bytes.is_empty() {
+            if let Ok(child) = serde_json::from_slice::<Index>(&bytes) {
+                walk(source, &child, depth + 1, out);
+            }
+        }
+    }
+}
+
+fn documents(o: &OpenedImage) -> Vec<Doc> {
+    let img = &o.image;
+    let mut docs = Vec::new();
+    match (&o.registry_index, &img.index) {
+        (Some((d, mt, bytes)), _) => docs.push(Doc {
+            title: "Index (registry)".into(),
+            path: o.name.clone(),
+            digest: *d,
+            media_type: mt.clone(),
+            platform: None,
+            bytes: bytes.clone(),
+        }),
+        (None, Some((bytes, index)))
+            if o.registry_index.is_none() && !o.name.starts_with("docker://") =>
+        {
+            docs.push(Doc {
+                title: "Index".into(),
+                path: "index.json".into(),
+                digest: Digest::of(bytes),
+                media_type: if index.media_type.is_empty() {
+                    media::OCI_INDEX.into()
+                } else {
+                    index.media_type.clone()
+                },
+                platform: None,
+                bytes: bytes.clone(),
+            });
+            walk(&o.source, index, 0, &mut docs);
+        }
+        _ => {}
+    }
+    if !docs.iter().any(|d| d.digest == img.manifest_digest) {
+        docs.push(Doc {
+            title: if img.index.is_none() {
+                "Manifest (made from manifest.json)".into()
+            } else {
+                "Manifest".into()
+            },
+            path: format!("blobs/sha256/{}", img.manifest_digest.hex()),
+            digest: img.manifest_digest,
+            media_type: img.manifest_media_type.clone(),
+            platform: Some(img.platform().display()),
+            bytes: img.manifest_bytes.clone(),
+        });
+    }
+    docs.push(Doc {
+        title: "Config".into(),
+        path: format!("blobs/sha256/{}", img.manifest.config.digest.hex()),
+        digest: img.manifest.config.digest,
+        media_type: img.manifest.config.media_type.clone(),
+        platform: Some(img.platform().display()),
+        bytes: img.config_bytes.clone(),
+    });
+    docs
+}
+
+/// The digest a registry would show: what the index points to (one image), else the
+/// selected manifest.
+pub fn image_digest(o: &OpenedImage) -> Digest {
+    if let Some((d, _, _)) = &o.registry_index {
+        return *d;
+    }
+    match &o.image.index {
+        Some((_, index)) if !o.name.starts_with("docker://") => {
+            let mut uniq: Vec<Digest> = index.manifests.iter().map(|m| m.digest).collect();
+            uniq.dedup();
+            match uniq.as_slice() {
+                [one] => *one,
+                _ => o.image.manifest_digest,
+            }
+        }
+        _ => o.image.manifest_digest,
+    }
+}
+
+fn snip(text: &str, full: bool) -> String {
+    let text: String = text.chars().filter(|&c| c != '\n').collect();
+    if full || text.chars().count() <= SNIP {
+        return text;
+    }
+    let cut: String = text.chars().take(SNIP).collect();
+    format!(
+        "{cut}  [... {} characters omitted. Pass --show-contents to print them in their entirety]",
+        text.chars().count() - SNIP
+    )
+}
+
+pub fn parse_expected(s: &str) -> Result<Digest, Failure> {
+    let full = if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("sha256:{s}")
+    };
+    full.parse()
+        .map_err(|e| Failure::input(format!("--expected-image-digest: {e}")))
 }
 
 pub fn run(a: AnalyzeArgs) -> CliResult {
-    let expected: Option<Digest> = match &a.expected_image_digest {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e| Failure::input(format!("--expected-image-digest: {e}")))?,
-        ),
-        None => None,
-    };
-    let spec = a.image.display().to_string();
-    let src = ImageSource::open(&spec)?;
-    let img = import::load(&src, None, None)?;
-    let ok = expected.map(|e| e == img.manifest_digest);
+    let expected = a
+        .expected_image_digest
+        .as_deref()
+        .map(parse_expected)
+        .transpose()?;
+    let input = a.registry.input_options(a.platform.as_deref())?;
+    let o = kiln_normalize::open_image(&a.image, &input)?;
+    let img = &o.image;
+    let digest = image_digest(&o);
+    let ok = expected.map(|e| e == digest || e == img.manifest_digest);
+    let docs = documents(&o);
+    let diff_ids = img.config.diff_ids();
     if a.json {
         let mut m = serde_json::Map::new();
-        m.insert("image".into(), spec.clone().into());
-        m.insert("imageDigest".into(), img.manifest_digest.to_string().into());
+        m.insert("image".into(), a.image.clone().into());
+        m.insert("imageDigest".into(), digest.to_string().into());
+        m.insert(
+            "manifestDigest".into(),
+            img.manifest_digest.to_string().into(),
+        );
         m.insert("mediaType".into(), img.manifest_media_type.clone().into());
+        m.insert("platform".into(), img.platform().display().into());
         if let Some((_, index)) = &img.index {
             m.insert(
                 "index".into(),
@@ -58,47 +240,101 @@ pub fn run(a: AnalyzeArgs) -> CliResult {
             "config".into(),
             serde_json::to_value(&img.config).unwrap_or_default(),
         );
-        m.insert("platform".into(), img.platform().display().into());
+        let documents: Vec<Value> = docs
+            .iter()
+            .map(|d| {
+                json!({
+                    "title": d.title,
+                    "path": d.path,
+                    "digest": d.digest.to_string(),
+                    "mediaType": d.media_type,
+                    "platform": d.platform,
+                    "contents": serde_json::from_slice::<Value>(&d.bytes).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        m.insert("documents".into(), documents.into());
+        let layers: Vec<Value> = img
+            .manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                json!({
+                    "digest": l.digest.to_string(),
+                    "size": l.size,
+                    "mediaType": l.media_type,
+                    "diffId": diff_ids.get(i).map(|d| d.to_string()),
+                })
+            })
+            .collect();
+        m.insert("layers".into(), layers.into());
         if let Some(e) = expected {
             m.insert("expectedImageDigest".into(), e.to_string().into());
             m.insert("matches".into(), ok.unwrap_or(false).into());
         }
-        let text = serde_json::to_string_pretty(&serde_json::Value::Object(m))
+        let text = serde_json::to_string_pretty(&Value::Object(m))
             .map_err(|e| Failure::env(e.to_string()))?;
-        println!("{text}");
+        print(&format!("{text}\n"));
     } else {
-        println!("image:         {spec}");
-        println!("image digest:  {}", img.manifest_digest);
-        println!("media type:    {}", img.manifest_media_type);
-        println!("platform:      {}", img.platform().display());
-        println!("config digest: {}", img.manifest.config.digest);
-        if let Some((bytes, _)) = &img.index {
-            println!("\nindex.json:\n{}", String::from_utf8_lossy(bytes));
+        let mut out = String::new();
+        let manifests = docs
+            .iter()
+            .filter(|d| d.title.starts_with("Manifest"))
+            .count();
+        out.push_str(&format!("Image: {}\n", a.image));
+        out.push_str(&format!("Image digest: {digest}\n"));
+        if digest != img.manifest_digest {
+            out.push_str(&format!(
+                "Manifest digest ({}): {}\n",
+                img.platform().display(),
+                img.manifest_digest
+            ));
         }
-        println!(
-            "\nmanifest:\n{}",
-            String::from_utf8_lossy(&img.manifest_bytes)
-        );
-        println!("\nconfig:\n{}", String::from_utf8_lossy(&img.config_bytes));
-        println!("\nlayers:");
-        let diff_ids = img.config.diff_ids();
+        out.push_str(&format!(
+            "The image has {} and {manifests} manifest(s).\n",
+            if docs.iter().any(|d| d.title.starts_with("Index")) {
+                "an index"
+            } else {
+                "no index"
+            }
+        ));
+        for d in &docs {
+            out.push_str(&format!("\n{} ({}):\n", d.title, d.path));
+            out.push_str(&format!("  Digest: {}\n", d.digest));
+            out.push_str(&format!("  Media type: {}\n", d.media_type));
+            out.push_str(&format!(
+                "  Platform: {}\n",
+                d.platform.as_deref().unwrap_or("-")
+            ));
+            let contents = if d.bytes.is_empty() {
+                "(not in this image)".to_string()
+            } else {
+                snip(&String::from_utf8_lossy(&d.bytes), a.show_contents)
+            };
+            out.push_str(&format!("  Contents: {contents}\n"));
+        }
+        out.push_str(&format!("\nLayers ({}):\n", img.manifest.layers.len()));
         for (i, l) in img.manifest.layers.iter().enumerate() {
             let diff = diff_ids.get(i).map(|d| d.to_string()).unwrap_or_default();
-            println!(
-                "  [{i}] {} {} bytes {}\n      diff_id {diff}",
-                l.digest, l.size, l.media_type
-            );
+            out.push_str(&format!(
+                "  [{}] {} {} bytes {}\n      diff_id {diff}\n",
+                i + 1,
+                l.digest,
+                l.size,
+                l.media_type
+            ));
         }
         if let Some(e) = expected {
             if ok == Some(true) {
-                println!("\n✓ image digest matches {e}");
+                out.push_str(&format!("\n✓ Image digest matches {e}\n"));
             } else {
-                println!(
-                    "\n✗ image digest {} does not match the expected {e}",
-                    img.manifest_digest
-                );
+                out.push_str(&format!(
+                    "\n✗ Image digest {digest} does not match the expected {e}\n"
+                ));
             }
         }
+        print(&out);
     }
     Ok(if ok == Some(false) { 1 } else { 0 })
 }

@@ -3,6 +3,9 @@
 pub mod analyze;
 pub mod build;
 pub mod crosscheck;
+pub mod diff;
 pub mod lint;
+pub mod normalize;
 pub mod pull;
 pub mod push;
+pub mod verify;

@@ -1,0 +1,140 @@
+//! Differences and how they are shown: a `TYPE  NAME  INPUT-0  INPUT-1` table (as diffoci
+//! prints it) or JSON.
+
+use serde::Serialize;
+
+/// What a difference is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Category {
+    Index,
+    Manifest,
+    Config,
+    Layer,
+    File,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Index => "Index",
+            Category::Manifest => "Manifest",
+            Category::Config => "Config",
+            Category::Layer => "Layer",
+            Category::File => "File",
+        }
+    }
+}
+
+/// One difference between the two inputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    #[serde(rename = "type")]
+    pub category: Category,
+    /// Where: a JSON path (`config.Env[1]`), a layer (`layers[0]`) or a file path (prefixed
+    /// with its layer, `layers[0]/etc/passwd`, unless the comparison is semantic).
+    pub name: String,
+    /// Which attribute differs (`content`, `mode`, `uid`, ...); empty when the values are
+    /// the whole thing (a JSON value, or an entry present on one side only).
+    pub field: String,
+    /// The values; `None` where the input has no such thing.
+    pub input0: Option<String>,
+    pub input1: Option<String>,
+    /// The layer index the difference is in (strict comparison).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// Where each side's file content lives: (layer index, name in that layer).
+    #[serde(skip)]
+    pub sources: [Option<(usize, Vec<u8>)>; 2],
+}
+
+impl Difference {
+    pub fn new(
+        category: Category,
+        name: impl Into<String>,
+        field: impl Into<String>,
+        input0: Option<String>,
+        input1: Option<String>,
+    ) -> Difference {
+        Difference {
+            category,
+            name: name.into(),
+            field: field.into(),
+            input0,
+            input1,
+            layer: None,
+            sources: [None, None],
+        }
+    }
+
+    /// A table cell for one side.
+    pub fn cell(&self, side: usize) -> String {
+        let v = if side == 0 {
+            &self.input0
+        } else {
+            &self.input1
+        };
+        match v {
+            None => "(absent)".into(),
+            Some(v) if self.field.is_empty() || self.field == "content" => v.clone(),
+            Some(v) => format!("{}={v}", self.field),
+        }
+    }
+}
+
+/// The outcome of a comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub inputs: [String; 2],
+    #[serde(rename = "imageDigests")]
+    pub image_digests: [String; 2],
+    pub semantic: bool,
+    pub equal: bool,
+    pub differences: Vec<Difference>,
+}
+
+impl Report {
+    /// The table, columns padded; a header line even when there are no rows.
+    pub fn table(&self) -> String {
+        let rows: Vec<[String; 4]> = self
+            .differences
+            .iter()
+            .map(|d| {
+                [
+                    d.category.name().to_string(),
+                    d.name.clone(),
+                    d.cell(0),
+                    d.cell(1),
+                ]
+            })
+            .collect();
+        let header = ["TYPE", "NAME", "INPUT-0", "INPUT-1"].map(String::from);
+        let mut width = [0usize; 3];
+        for r in std::iter::once(&header).chain(&rows) {
+            for (w, c) in width.iter_mut().zip(r.iter()) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in std::iter::once(&header).chain(&rows) {
+            for (i, c) in r.iter().enumerate() {
+                if i < 3 {
+                    out.push_str(c);
+                    out.push_str(&" ".repeat(width[i] - c.chars().count() + 4));
+                } else {
+                    out.push_str(c);
+                }
+            }
+            while out.ends_with(' ') {
+                out.pop();
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Pretty JSON (keys in a fixed order).
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+}

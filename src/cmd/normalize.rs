@@ -1,0 +1,357 @@
+//! `kiln normalize`: repack any image into kiln's canonical, reproducible form.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use clap::Args;
+use kiln_image::export::{write_file_atomically, write_layout_dir, write_tarball};
+use kiln_image::gotime::GoTime;
+use kiln_image::store::BlobStore;
+use kiln_image::TarballKind;
+use kiln_layer::Compression;
+use kiln_normalize::image::Progress;
+use kiln_normalize::{Devices, InputOptions, ManifestFormat, NormalizedLayer, Options, Scrubber};
+
+use crate::cmd::build::{image_names, CompressionArg, OutputFormat};
+use crate::fail::{CliResult, Failure};
+use crate::progress::ProgressMode;
+
+#[derive(Args, Debug)]
+#[command(after_long_help = NORMALIZE_EXAMPLES)]
+pub struct NormalizeArgs {
+    /// Image: a docker/OCI tarball, an OCI layout directory (oci-layout://DIR[@sha256:...]),
+    /// or a registry image (docker://HOST/NAME[:TAG|@sha256:...])
+    pub image: String,
+
+    /// Where to write the normalized image
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: OutputFormat,
+
+    /// Layer compression
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+
+    #[command(flatten)]
+    pub epoch: EpochArgs,
+
+    /// Remove or rewrite files known to differ between otherwise equal builds
+    /// (comma-separated rule names, or `all`; see below)
+    #[arg(long, value_name = "RULES", value_delimiter = ',', long_help = scrub_help())]
+    pub scrub: Vec<String>,
+
+    /// Image name to record in the output (repeatable): name[:tag]
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+
+    /// The image to take from a multi-platform input, os/arch[/variant] (default: this
+    /// machine's)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Layers normalized at once [default: the number of CPUs]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Keep character and block device nodes (refused by default)
+    #[arg(long = "allow-device-nodes")]
+    pub allow_device_nodes: bool,
+
+    /// Progress output on stderr
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// SOURCE_DATE_EPOCH options, as `kiln build` has them.
+#[derive(Args, Debug, Clone)]
+pub struct EpochArgs {
+    /// SOURCE_DATE_EPOCH: clamp every timestamp to this many seconds since 1970
+    /// [default: $SOURCE_DATE_EPOCH, else 0]
+    #[arg(
+        long = "sde",
+        visible_alias = "source-date-epoch",
+        value_name = "N",
+        conflicts_with = "datetime"
+    )]
+    pub sde: Option<String>,
+
+    /// SOURCE_DATE_EPOCH as an RFC 3339 time (2023-02-28T21:21:00Z)
+    #[arg(long, value_name = "RFC3339")]
+    pub datetime: Option<String>,
+}
+
+/// Options for images read from registries.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Cache of downloaded blobs [default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln]
+    #[arg(long = "cache-dir", value_name = "DIR", env = "KILN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Use only the local cache for registry images
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Registry (host[:port]) that may be reached over plain http (loopback always may)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+fn scrub_help() -> String {
+    format!(
+        "Remove or rewrite files known to differ between otherwise equal builds. RULES is a \
+         comma-separated list of these (or `all`); nothing is scrubbed unless named:\n\n{}",
+        kiln_normalize::scrub::help_text()
+    )
+}
+
+const NORMALIZE_EXAMPLES: &str = "\
+What normalizing does to every layer: entries sorted in layer order, names without ./, mtimes
+truncated to seconds and clamped to SOURCE_DATE_EPOCH (older ones are kept, as BuildKit's
+rewrite-timestamp keeps them), no atime/ctime, numeric owners only, PAX records reduced to
+extended attributes, hard links pointing at the first name in layer order, Go-exact tar
+headers, kiln's gzip. Config `created` and every history time are set to the epoch.
+Entries that could escape the image root, duplicate names and device nodes are refused
+(exit code 2), as is any blob that does not match its digest.
+
+Examples:
+  kiln normalize --sde 1700000000 -o app.norm.tar app.tar
+  kiln normalize --format oci-dir -o layout/ docker://registry.example/app@sha256:...
+  kiln normalize --scrub apt-logs,ldconfig-cache,pycache -o out.tar in.oci.tar
+
+Normalizing a normalized image with the same options gives the same bytes.";
+
+impl EpochArgs {
+    /// SOURCE_DATE_EPOCH from --sde, --datetime, $SOURCE_DATE_EPOCH, else 0.
+    pub fn resolve(&self) -> Result<i64, Failure> {
+        let parse = |v: &str, from: &str| -> Result<i64, Failure> {
+            let n: i64 = v.trim().parse().map_err(|_| {
+                Failure::input(format!(
+                    "{from}: {v:?} is not a SOURCE_DATE_EPOCH (a whole number of seconds since 1970)"
+                ))
+            })?;
+            if n < 0 {
+                return Err(Failure::input(format!(
+                    "{from}: SOURCE_DATE_EPOCH must not be negative"
+                )));
+            }
+            Ok(n)
+        };
+        if let Some(v) = &self.sde {
+            return parse(v, "--sde");
+        }
+        if let Some(d) = &self.datetime {
+            let t = GoTime::parse(d).map_err(|e| Failure::input(format!("--datetime: {e}")))?;
+            if t.nanos != 0 || t.unix_secs < 0 {
+                return Err(Failure::input(
+                    "--datetime: SOURCE_DATE_EPOCH is whole seconds since 1970",
+                ));
+            }
+            return Ok(t.unix_secs);
+        }
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => parse(&v, "$SOURCE_DATE_EPOCH"),
+            _ => Ok(0),
+        }
+    }
+}
+
+impl RegistryArgs {
+    pub fn input_options(&self, platform: Option<&str>) -> Result<InputOptions, Failure> {
+        let platform = match platform {
+            Some(p) => kiln_build::platform::parse(p).map_err(Failure::input)?,
+            None => kiln_build::platform::host(),
+        };
+        Ok(InputOptions {
+            platform,
+            cache_dir: self.cache_dir.clone(),
+            offline: self.offline,
+            insecure_registries: self.insecure_registries.clone(),
+        })
+    }
+}
+
+impl From<kiln_normalize::Error> for Failure {
+    fn from(e: kiln_normalize::Error) -> Failure {
+        Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Checks that `out` can be created: its directory exists and it is not a directory.
+pub fn check_output(out: &Path, dir_output: bool) -> Result<PathBuf, Failure> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Failure::input(format!(
+            "{}: the directory {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
+    if dir_output && out.exists() {
+        return Err(Failure::input(format!(
+            "{}: already exists; an OCI layout needs a new directory",
+            out.display()
+        )));
+    }
+    if !dir_output && out.is_dir() {
+        return Err(Failure::input(format!("{}: is a directory", out.display())));
+    }
+    Ok(parent)
+}
+
+/// Reports finished layers on stderr in image order (workers finish in any order; the
+/// output must not depend on that).
+struct LayerPrinter {
+    quiet: bool,
+    /// The next layer to print, and finished layers waiting for it.
+    pending: Mutex<(usize, BTreeMap<usize, String>)>,
+}
+
+impl Progress for LayerPrinter {
+    fn layer_done(&self, index: usize, total: usize, l: &NormalizedLayer) {
+        if self.quiet {
+            return;
+        }
+        let mut text = format!(
+            "#normalized layer {}/{total}: {} entries, {} mtimes clamped, {} hard links\n",
+            index + 1,
+            l.stats.entries_written,
+            l.stats.mtimes_clamped,
+            l.stats.hardlinks
+        );
+        for s in &l.stats.scrubbed {
+            text.push_str(&format!("  scrub {}: {} {}\n", s.rule, s.action, s.path));
+        }
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        p.1.insert(index, text);
+        loop {
+            let next = p.0;
+            let Some(t) = p.1.remove(&next) else { break };
+            eprint!("{t}");
+            p.0 += 1;
+        }
+    }
+}
+
+pub fn run(a: NormalizeArgs) -> CliResult {
+    let epoch = a.epoch.resolve()?;
+    let scrub =
+        Scrubber::parse(&a.scrub.join(",")).map_err(|e| Failure::input(format!("--scrub: {e}")))?;
+    let names = image_names(&a.tags)?;
+    let input = a.registry.input_options(a.platform.as_deref())?;
+    let parent = check_output(&a.output, a.format == OutputFormat::OciDir)?;
+    let jobs = a.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if jobs == 0 {
+        return Err(Failure::input("--jobs must be at least 1"));
+    }
+    let opened = kiln_normalize::open_image(&a.image, &input)?;
+
+    // Spill files and new blobs live beside the output (same file system, not a tmpfs), in
+    // a directory removed when done.
+    let work = tempfile::Builder::new()
+        .prefix(".kiln-normalize-")
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            Failure::env(format!(
+                "cannot create a work directory in {}: {e}",
+                parent.display()
+            ))
+        })?;
+    let store = BlobStore::open(work.path().join("store"))
+        .map_err(|e| Failure::env(format!("cannot create the blob store: {e}")))?;
+    let opts = Options {
+        epoch,
+        scrub,
+        devices: if a.allow_device_nodes {
+            Devices::Keep
+        } else {
+            Devices::Refuse
+        },
+        compression: match a.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Uncompressed => Compression::Uncompressed,
+        },
+        format: match a.format {
+            OutputFormat::Docker => ManifestFormat::Docker,
+            OutputFormat::Oci | OutputFormat::OciDir => ManifestFormat::Oci,
+        },
+        jobs,
+    };
+    let printer = LayerPrinter {
+        quiet: a.progress == ProgressMode::Quiet,
+        pending: Mutex::new((0, BTreeMap::new())),
+    };
+    let result = kiln_normalize::normalize_image(
+        &a.image,
+        &opened.source,
+        &opened.image,
+        &opts,
+        &store,
+        work.path(),
+        &printer,
+    )?;
+    let image = &result.image;
+    match a.format {
+        OutputFormat::Docker | OutputFormat::Oci => {
+            let kind = if a.format == OutputFormat::Docker {
+                TarballKind::Docker
+            } else {
+                TarballKind::Oci
+            };
+            write_file_atomically(&a.output, |w| {
+                write_tarball(w, image, &store, kind, &names)?;
+                Ok(())
+            })?;
+        }
+        OutputFormat::OciDir => write_layout_dir(&a.output, image, &store, &names)?,
+    }
+    let mut out = format!("image digest:       {}\n", image.manifest_digest);
+    out.push_str(&format!(
+        "source date epoch:  {epoch} ({})\nlayers:\n",
+        GoTime::from_unix(epoch)
+    ));
+    for (i, (d, l)) in result.layers.iter().enumerate() {
+        out.push_str(&format!(
+            "  {:>2}  {} -> {}  {} entries, {} mtimes clamped{}\n",
+            i + 1,
+            d.digest.short(),
+            l.output.digest.short(),
+            l.stats.entries_written,
+            l.stats.mtimes_clamped,
+            if l.stats.scrubbed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} scrubbed", l.stats.scrubbed.len())
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "output:             {} ({})\n",
+        a.output.display(),
+        match a.format {
+            OutputFormat::Docker => "docker-format tarball",
+            OutputFormat::Oci => "OCI-format tarball",
+            OutputFormat::OciDir => "OCI layout directory",
+        }
+    ));
+    crate::cmd::diff::print(&out);
+    Ok(0)
+}
