@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(skopeo umoci docker-registry uidmap apache2-utils python3 util-linux)
+packages=(skopeo umoci docker-registry uidmap apache2-utils python3 util-linux debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
