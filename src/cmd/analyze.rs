@@ -30,6 +30,11 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Read every layer: its blob must have the manifest's digest and size and decompress to
+    /// a tar with the config's diff_id (a corrupt blob is exit 2, naming it)
+    #[arg(long = "verify-layers")]
+    pub verify_layers: bool,
+
     /// The image to take from a multi-platform input, os/arch[/variant] (default: this
     /// machine's)
     #[arg(long, value_name = "PLATFORM")]
@@ -199,6 +204,34 @@ pub fn parse_expected(s: &str) -> Result<Digest, Failure> {
         .map_err(|e| Failure::input(format!("--expected-image-digest: {e}")))
 }
 
+/// Streams every layer through kiln-normalize's verifying reader.
+fn verify_layers(o: &OpenedImage) -> Result<(), Failure> {
+    let img = &o.image;
+    let layers = kiln_normalize::source::ImageLayers::new(&o.source, img)?;
+    let diff_ids = img.config.diff_ids();
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(Failure::input(format!(
+            "{}: the config lists {} diff_ids for {} layers",
+            o.name,
+            diff_ids.len(),
+            img.manifest.layers.len()
+        )));
+    }
+    for (i, (l, d)) in img.manifest.layers.iter().zip(diff_ids).enumerate() {
+        let expected = kiln_normalize::source::Expected::of(l, Some(*d));
+        let raw = layers.open(l)?;
+        kiln_normalize::source::read_layer(raw, &expected, |_| Ok(())).map_err(|e| {
+            Failure::input(format!("{}: layer {} ({}): {e}", o.name, i + 1, l.digest))
+        })?;
+        eprintln!(
+            "✓ layer {} {}: digest, size and diff_id verified",
+            i + 1,
+            l.digest
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: AnalyzeArgs) -> CliResult {
     let expected = a
         .expected_image_digest
@@ -212,6 +245,9 @@ pub fn run(a: AnalyzeArgs) -> CliResult {
     let ok = expected.map(|e| e == digest || e == img.manifest_digest);
     let docs = documents(&o);
     let diff_ids = img.config.diff_ids();
+    if a.verify_layers {
+        verify_layers(&o)?;
+    }
     if a.json {
         let mut m = serde_json::Map::new();
         m.insert("image".into(), a.image.clone().into());
