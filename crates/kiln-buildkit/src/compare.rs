@@ -662,7 +662,7 @@ mod tests {
     fn layout(dir: &Path, layers: &[Vec<u8>], lie: Option<&str>) -> (ImageSource, LoadedImage) {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
-        let mut put = |b: &[u8]| {
+        let put = |b: &[u8]| {
             let d = Digest::of(b);
             std::fs::write(blobs.join(d.hex()), b).unwrap();
             d
