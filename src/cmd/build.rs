@@ -59,19 +59,8 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
 
-    /// SOURCE_DATE_EPOCH: clamp every timestamp to this many seconds since 1970
-    /// [default: $SOURCE_DATE_EPOCH, else 0]
-    #[arg(
-        long = "sde",
-        visible_alias = "source-date-epoch",
-        value_name = "N",
-        conflicts_with = "datetime"
-    )]
-    pub sde: Option<String>,
-
-    /// SOURCE_DATE_EPOCH as an RFC 3339 time (2023-02-28T21:21:00Z)
-    #[arg(long, value_name = "RFC3339")]
-    pub datetime: Option<String>,
+    #[command(flatten)]
+    pub epoch: crate::cmd::normalize::EpochArgs,
 
     /// Build argument (repeatable); KEY alone takes the value from the environment
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
@@ -182,44 +171,6 @@ Examples:
 
 The same inputs always give the same image digest; `kiln analyze image.tar` shows it.";
 
-/// SOURCE_DATE_EPOCH from --sde, --datetime, $SOURCE_DATE_EPOCH, else 0.
-fn source_date_epoch(a: &BuildArgs) -> Result<i64, Failure> {
-    let parse = |v: &str, from: &str| -> Result<i64, Failure> {
-        let n: i64 = v.trim().parse().map_err(|_| {
-            Failure::input(format!(
-                "{from}: {v:?} is not a SOURCE_DATE_EPOCH (a whole number of seconds since 1970)"
-            ))
-        })?;
-        if n < 0 {
-            return Err(Failure::input(format!(
-                "{from}: SOURCE_DATE_EPOCH must not be negative"
-            )));
-        }
-        Ok(n)
-    };
-    if let Some(v) = &a.sde {
-        return parse(v, "--sde");
-    }
-    if let Some(d) = &a.datetime {
-        let t = GoTime::parse(d).map_err(|e| Failure::input(format!("--datetime: {e}")))?;
-        if t.nanos != 0 {
-            return Err(Failure::input(
-                "--datetime: SOURCE_DATE_EPOCH has whole seconds only",
-            ));
-        }
-        if t.unix_secs < 0 {
-            return Err(Failure::input(
-                "--datetime: times before 1970 are not allowed",
-            ));
-        }
-        return Ok(t.unix_secs);
-    }
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => parse(&v, "$SOURCE_DATE_EPOCH"),
-        _ => Ok(0),
-    }
-}
-
 fn key_values(
     items: &[String],
     flag: &str,
@@ -300,7 +251,7 @@ pub fn run(a: BuildArgs) -> CliResult {
 /// Builds as `a` says: natively, or through BuildKit when the plan says so.
 pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
     let printer = Printer::new(a.progress);
-    let epoch = source_date_epoch(a)?;
+    let epoch = a.epoch.resolve()?;
     let build_args = key_values(&a.build_args, "--build-arg", true)?;
     let annotations = key_values(&a.annotations, "--annotation", false)?;
     let names = image_names(&a.tags)?;

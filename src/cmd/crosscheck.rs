@@ -76,13 +76,13 @@ pub fn run(c: CrosscheckArgs) -> CliResult {
         }
     }
     let env_sde = std::env::var("SOURCE_DATE_EPOCH").is_ok_and(|v| !v.is_empty());
-    if a.sde.is_none() && a.datetime.is_none() && !env_sde {
+    if a.epoch.sde.is_none() && a.epoch.datetime.is_none() && !env_sde {
         if let Some((secs, from)) = epoch_of(&theirs) {
             eprintln!(
                 "kiln: SOURCE_DATE_EPOCH {secs} ({}), from {from}",
                 GoTime::from_unix(secs)
             );
-            a.sde = Some(secs.to_string());
+            a.epoch.sde = Some(secs.to_string());
         }
     }
     let work = tempfile::Builder::new()
