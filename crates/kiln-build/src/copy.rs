@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kiln_layer::Timestamp;
-
 use crate::chmod::Chmod;
 use crate::gomatch;
 use crate::tree::{base, build_time, join, new_inode, parent, Meta, Node, Tree, TreeError};
@@ -454,15 +452,11 @@ pub fn scratch_with_file(name: &str, data: &[u8]) -> Result<Tree, CopyError> {
     Ok(t)
 }
 
-/// The time a freshly created entry gets (re-exported for callers building trees).
-pub fn now() -> Timestamp {
-    build_time()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tree::Content;
+    use kiln_layer::Timestamp;
     use std::sync::Arc;
 
     fn t(secs: i64) -> Timestamp {

@@ -308,7 +308,6 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         created: GoTime::from_unix(opts.epoch),
         target_platform: target_platform.clone(),
     };
-    b.opts.build_args_checked(&build_args);
     for i in deps {
         b.dispatch_stage(i, &graph, &build_args)?;
     }
@@ -316,10 +315,6 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         .take()
         .expect("target stage was dispatched");
     Ok(b.finish(st))
-}
-
-impl BuildOptions<'_> {
-    fn build_args_checked(&self, _args: &BTreeMap<String, String>) {}
 }
 
 /// The empty image of `FROM scratch` (BuildKit's `emptyImage`).
@@ -725,7 +720,6 @@ impl Builder<'_> {
                     link: c.link,
                     parents: c.parents,
                     exclude: !c.exclude.is_empty(),
-                    checksum: None,
                 };
                 self.dispatch_copy(st, &spec, graph)?;
             }
@@ -741,7 +735,6 @@ impl Builder<'_> {
                     link: a.link,
                     parents: false,
                     exclude: !a.exclude.is_empty(),
-                    checksum: a.checksum.clone(),
                 };
                 self.dispatch_copy(st, &spec, graph)?;
             }
@@ -1217,8 +1210,6 @@ struct CopySpec {
     link: bool,
     parents: bool,
     exclude: bool,
-    #[allow(dead_code)]
-    checksum: Option<String>,
 }
 
 fn shell_of(cfg: &RunConfig) -> Vec<String> {
