@@ -846,8 +846,14 @@ impl Builder<'_> {
         }
         let dest = normalize_path(&st.dir, &c.dest, true);
         // Source tree.
-        let (src_tree, from_context): (Tree, bool) = match &c.from {
-            None => (self.context_tree()?.clone(), true),
+        if c.from.is_none() {
+            self.context_tree()?;
+        }
+        let (src_tree, from_context): (std::borrow::Cow<'_, Tree>, bool) = match &c.from {
+            None => (
+                std::borrow::Cow::Borrowed(self.context.as_ref().expect("loaded above")),
+                true,
+            ),
             Some(from) => match stage_or_image(self.df, graph, from) {
                 StageRef::Stage(j) => {
                     let s = self.stages[j].as_ref().ok_or_else(|| {
@@ -855,7 +861,7 @@ impl Builder<'_> {
                             "cannot copy from stage {from:?}, it needs to be defined before the current stage"
                         ))
                     })?;
-                    (s.tree.clone(), false)
+                    (std::borrow::Cow::Borrowed(&s.tree), false)
                 }
                 StageRef::Image(img) => {
                     let resolver = self.opts.resolver.ok_or_else(|| {
@@ -873,7 +879,7 @@ impl Builder<'_> {
                         layers::apply_layer_file(&mut t, &l.path, &l.digest.to_string())
                             .map_err(|e| BuildError::input(e.to_string()))?;
                     }
-                    (t, false)
+                    (std::borrow::Cow::Owned(t), false)
                 }
             },
         };
@@ -891,10 +897,11 @@ impl Builder<'_> {
             follow_symlinks: true,
             wildcard: true,
         };
-        let before = st.tree.clone();
         // COPY --link (without --chmod) copies onto an empty tree and merges the result.
         let linked = c.link && c.chmod.is_none();
-        let mut work = if linked { Tree::new() } else { st.tree.clone() };
+        let before = (!linked).then(|| st.tree.clone());
+        let mut scratch = Tree::new();
+        let work: &mut Tree = if linked { &mut scratch } else { &mut st.tree };
         let mut touched = Touched::new();
         for src in &c.srcs {
             if src.starts_with("http://") || src.starts_with("https://") || looks_like_git(src) {
@@ -928,17 +935,9 @@ impl Builder<'_> {
                 check_context_source(&src_tree, &src_abs, src)?;
             }
             let matched = if c.is_add {
-                self.add_one(
-                    &src_tree,
-                    &src_abs,
-                    &mut work,
-                    &dest,
-                    &opts,
-                    &mut touched,
-                    src,
-                )?
+                self.add_one(&src_tree, &src_abs, work, &dest, &opts, &mut touched, src)?
             } else {
-                copy::copy(&src_tree, &src_abs, &mut work, &dest, &opts, &mut touched)
+                copy::copy(&src_tree, &src_abs, work, &dest, &opts, &mut touched)
                     .map_err(|e| copy_error(cmd, src, e))?
             };
             if !matched {
@@ -958,24 +957,24 @@ impl Builder<'_> {
             copy::copy(
                 &t,
                 &normalize_path("/", &f.path, false),
-                &mut work,
+                work,
                 &dest,
                 &o,
                 &mut touched,
             )
             .map_err(|e| copy_error(cmd, &format!("<<{}", f.path), e))?;
         }
-        let (layer_tree, changes) = if linked {
-            let empty = Tree::new();
-            let changes = emit::changes(&empty, &work, &touched);
-            merge_onto(&mut st.tree, &work, &changes);
-            (work, changes)
-        } else {
-            let changes = emit::changes(&before, &work, &touched);
-            st.tree = work;
-            (st.tree.clone(), changes)
+        let rec = match before {
+            None => {
+                let changes = emit::changes(&Tree::new(), &scratch, &touched);
+                merge_onto(&mut st.tree, &scratch, &changes);
+                self.write_layer(&scratch, &changes)?
+            }
+            Some(before) => {
+                let changes = emit::changes(&before, &st.tree, &touched);
+                self.write_layer(&st.tree, &changes)?
+            }
         };
-        let rec = self.write_layer(&layer_tree, &changes)?;
         st.layers.push(rec);
         let mut msg = String::from(cmd);
         if c.parents {
