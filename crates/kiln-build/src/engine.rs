@@ -445,25 +445,27 @@ impl Builder<'_> {
 
     /// BuildKit's rewrite-timestamp conversion of a layer it does not treat as immutable.
     fn rewrite_layer(&self, l: &BaseLayer) -> Result<LayerRecord, BuildError> {
-        let f = std::fs::File::open(&l.path)?;
-        let mut magic = [0u8; 2];
-        let gz = {
-            use std::io::Read;
-            let mut f2 = std::fs::File::open(&l.path)?;
-            f2.read(&mut magic)? == 2 && magic == [0x1f, 0x8b]
-        };
-        let input: Box<dyn std::io::Read> = if gz {
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                f,
-            )))
-        } else {
-            Box::new(std::io::BufReader::new(f))
-        };
+        let (input, _) = layers::open_layer_blob(&l.path)?;
+        self.store_layer(|lw| {
+            kiln_layer::rewrite::rewrite_tar(input, Some(self.epoch), lw)
+                .map(|_| ())
+                .map_err(|e| BuildError::input(format!("layer {}: {e}", l.digest)))
+        })
+    }
+
+    /// Streams a layer into the blob store: `body` writes the tar entries; digests and
+    /// compression come from the [`LayerWriter`].
+    fn store_layer(
+        &self,
+        body: impl FnOnce(&mut LayerWriter<std::io::BufWriter<std::fs::File>>) -> Result<(), BuildError>,
+    ) -> Result<LayerRecord, BuildError> {
         let tmp = self.opts.store.temp_file()?;
         let file = tmp.reopen()?;
-        let mut lw = LayerWriter::new(std::io::BufWriter::new(file), self.opts.compression);
-        kiln_layer::rewrite::rewrite_tar(input, Some(self.epoch), &mut lw)
-            .map_err(|e| BuildError::input(format!("layer {}: {e}", l.digest)))?;
+        let mut lw = LayerWriter::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            self.opts.compression,
+        );
+        body(&mut lw)?;
         let (w, info) = lw
             .finish()
             .map_err(|e| BuildError::env(format!("writing a layer: {e}")))?;
@@ -813,22 +815,12 @@ impl Builder<'_> {
         tree: &Tree,
         changes: &[emit::Change],
     ) -> Result<LayerRecord, BuildError> {
-        let tmp = self.opts.store.temp_file()?;
-        let file = tmp.reopen()?;
-        let mut lw = LayerWriter::new(
-            std::io::BufWriter::with_capacity(1 << 20, file),
-            self.opts.compression,
-        );
-        emit::write_layer(tree, changes, self.epoch, &mut lw).map_err(|e| match e {
-            emit::EmitError::Content { .. } => BuildError::input(e.to_string()),
-            other => BuildError::env(other.to_string()),
-        })?;
-        let (w, info) = lw
-            .finish()
-            .map_err(|e| BuildError::env(format!("writing a layer: {e}")))?;
-        w.into_inner().map_err(|e| e.into_error())?;
-        self.opts.store.adopt(tmp, &info.digest)?;
-        Ok(new_record(info))
+        self.store_layer(|lw| {
+            emit::write_layer(tree, changes, self.epoch, lw).map_err(|e| match e {
+                emit::EmitError::Content { .. } => BuildError::input(e.to_string()),
+                other => BuildError::env(other.to_string()),
+            })
+        })
     }
 
     fn dispatch_copy(

@@ -47,26 +47,32 @@ pub fn clean_entry_name(name: &[u8]) -> Option<Vec<u8>> {
     Some(parts.join(&b'/'))
 }
 
+/// Opens a layer blob for reading its tar: gzip (by magic number) is decompressed.
+/// Returns the reader and whether the blob is gzip.
+pub fn open_layer_blob(path: &Path) -> std::io::Result<(Box<dyn Read>, bool)> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let gzip = kiln_layer::tar::read_full(&mut f, &mut magic)? == 2 && magic == [0x1f, 0x8b];
+    let f = File::open(path)?;
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    };
+    Ok((reader, gzip))
+}
+
 /// Applies the layer blob at `path` (gzip or plain tar) to `tree`.
 pub fn apply_layer_file(tree: &mut Tree, path: &Path, name: &str) -> Result<(), ApplyError> {
     let io = |source| ApplyError::Io {
         layer: name.to_string(),
         source,
     };
-    let mut f = File::open(path).map_err(io)?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(io)?;
-    let gzip = n == 2 && magic == [0x1f, 0x8b];
-    let f = File::open(path).map_err(io)?;
+    let (reader, gzip) = open_layer_blob(path).map_err(io)?;
     let blob = Arc::new(LayerBlob {
         path: path.to_path_buf(),
         gzip,
     });
-    let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
-    } else {
-        Box::new(BufReader::new(f))
-    };
     apply_layer(tree, reader, Some(blob), name)
 }
 

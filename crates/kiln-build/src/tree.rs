@@ -219,8 +219,8 @@ fn same_content(a: &Content, b: &Content, size: u64) -> io::Result<bool> {
     let (mut ra, mut rb) = (a.open()?.take(size), b.open()?.take(size));
     let (mut ba, mut bb) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
     loop {
-        let na = kiln_read_full(&mut ra, &mut ba)?;
-        let nb = kiln_read_full(&mut rb, &mut bb)?;
+        let na = kiln_layer::tar::read_full(&mut ra, &mut ba)?;
+        let nb = kiln_layer::tar::read_full(&mut rb, &mut bb)?;
         if na != nb || ba[..na] != bb[..nb] {
             return Ok(false);
         }
@@ -228,17 +228,6 @@ fn same_content(a: &Content, b: &Content, size: u64) -> io::Result<bool> {
             return Ok(true);
         }
     }
-}
-
-fn kiln_read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Splits a relative path into components (empty path = the root).

@@ -74,7 +74,7 @@ pub fn as_archive(
     };
     let mut r = content.open().map_err(ioerr)?;
     let mut head = [0u8; 6];
-    let n = read_full(&mut r, &mut head).map_err(ioerr)?;
+    let n = kiln_layer::tar::read_full(&mut r, &mut head).map_err(ioerr)?;
     let kind = detect(&head[..n]);
     let chained = io::Cursor::new(head[..n].to_vec()).chain(r);
     let mut out = tempfile::Builder::new()
@@ -118,17 +118,6 @@ pub fn as_archive(
     }
     let (_, path) = out.keep().map_err(|e| ioerr(e.error))?;
     Ok(Some(path))
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Go's `filepath.Clean` on a relative entry name; `None` when it climbs above the start.

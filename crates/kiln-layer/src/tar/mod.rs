@@ -9,7 +9,7 @@ pub use header::{
     PaxRecords, Timestamp, BLOCK, MAX_SPECIAL_FILE_SIZE,
 };
 pub use reader::{TarReader, MAX_HEADER_SIZE};
-pub use writer::{TarWriter, COPY_CHUNK};
+pub use writer::{read_full, TarWriter, COPY_CHUNK};
 
 /// What went wrong reading or writing a tar stream.
 #[derive(Debug, thiserror::Error)]

@@ -138,7 +138,7 @@ impl<W: Write> TarWriter<W> {
 }
 
 /// Reads until `buf` is full or the reader is exhausted.
-pub(crate) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+pub fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
