@@ -11,6 +11,9 @@ use crate::token::{Token, MAX_MATCH_LENGTH, MIN_MATCH_LENGTH};
 pub(crate) const WINDOW_SIZE: usize = 1 << 15;
 const WINDOW_MASK: usize = WINDOW_SIZE - 1;
 const HASH_BITS: u32 = 17;
+/// Chain links stored per window slot (see `Matcher::hash_prev`): 2 made the serial
+/// encoder ~7% faster on a Debian layer, 4 no faster than 2.
+const LINKS: usize = 2;
 const HASH_SIZE: usize = 1 << HASH_BITS;
 const HASH_MASK: u32 = (1 << HASH_BITS) - 1;
 const MAX_HASH_OFFSET: isize = 1 << 24;
@@ -94,7 +97,11 @@ pub(crate) struct Matcher {
     params: Params,
     // Fixed-size so that masked indexing needs no bounds checks.
     hash_head: Box<[u32; HASH_SIZE]>,
-    hash_prev: Box<[u32; WINDOW_SIZE]>,
+    /// Per window slot: Go's `hashPrev` link and, not in Go, the next [`LINKS`]` - 1` links
+    /// down the chain, side by side in one cache line, so that a chain walk needs one
+    /// dependent load per `LINKS` links. The walk is latency bound and this shortens its
+    /// critical path; the candidates and their order stay Go's.
+    hash_prev: Box<[[u32; LINKS]; WINDOW_SIZE]>,
     hash_offset: isize,
     chain_head: isize,
     /// Next window index to process.
@@ -102,6 +109,17 @@ pub(crate) struct Matcher {
     length: usize,
     offset: usize,
     byte_available: bool,
+}
+
+/// The zeroed `hash_prev` table on the heap.
+fn zeroed_links() -> Box<[[u32; LINKS]; WINDOW_SIZE]> {
+    match vec![[0u32; LINKS]; WINDOW_SIZE]
+        .into_boxed_slice()
+        .try_into()
+    {
+        Ok(table) => table,
+        Err(_) => unreachable!("a vector of WINDOW_SIZE elements converts to an array"),
+    }
 }
 
 /// A zeroed table on the heap (a large array literal would pass through the stack).
@@ -143,7 +161,7 @@ impl Matcher {
         Matcher {
             params,
             hash_head: zeroed_table(),
-            hash_prev: zeroed_table(),
+            hash_prev: zeroed_links(),
             hash_offset: 1,
             chain_head: -1,
             index: 0,
@@ -156,7 +174,7 @@ impl Matcher {
     /// Forgets everything, as `new` would, keeping the allocations.
     pub(crate) fn reset(&mut self) {
         self.hash_head.fill(0);
-        self.hash_prev.fill(0);
+        self.hash_prev.fill([0; LINKS]);
         self.hash_offset = 1;
         self.chain_head = -1;
         self.index = 0;
@@ -191,7 +209,17 @@ impl Matcher {
     fn insert(&mut self, window: &[u8], i: usize) -> isize {
         let h = (hash4(&window[i..i + MIN_MATCH_LENGTH]) & HASH_MASK) as usize;
         let head = self.hash_head[h];
-        self.hash_prev[i & WINDOW_MASK] = head;
+        // The links below `head` are still `head`'s own whenever a walk can get past
+        // `head`: a walk that reaches it stops there unless `head` lies within its window,
+        // and then `head`'s slot has not been reused yet (the same holds, link by link, for
+        // what `head`'s slot stores).
+        let mut links = [0; LINKS];
+        links[0] = head;
+        if head != 0 {
+            let below = self.hash_prev[(head as isize - self.hash_offset) as usize & WINDOW_MASK];
+            links[1..].copy_from_slice(&below[..LINKS - 1]);
+        }
+        self.hash_prev[i & WINDOW_MASK] = links;
         self.hash_head[h] = (i as isize + self.hash_offset) as u32;
         head as isize
     }
@@ -212,7 +240,7 @@ impl Matcher {
                     0
                 };
             };
-            self.hash_prev.iter_mut().for_each(rebase);
+            self.hash_prev.iter_mut().flatten().for_each(rebase);
             self.hash_head.iter_mut().for_each(rebase);
         }
     }
@@ -360,15 +388,16 @@ impl Matcher {
         let w_pos = &win[pos..];
         let min_index = pos as isize - WINDOW_SIZE as isize;
         // The chain does not depend on what matches, so it is followed a few links ahead
-        // of the comparisons: the loads of the candidates then overlap. The candidates and
-        // their order are Go's.
+        // of the comparisons: the loads of the candidates then overlap. Links come
+        // `LINKS` at a time (see `hash_prev`). The candidates and their order are Go's.
         const AHEAD: usize = 16;
         let mut cands = [0usize; AHEAD];
         let mut i = head as isize;
         let mut chain_done = false;
+        let off = self.hash_offset;
         while !chain_done {
             let mut n = 0;
-            loop {
+            'batch: loop {
                 cands[n] = i as usize;
                 n += 1;
                 tries -= 1;
@@ -377,12 +406,26 @@ impl Matcher {
                     chain_done = true;
                     break;
                 }
-                i = self.hash_prev[i as usize & WINDOW_MASK] as isize - self.hash_offset;
-                if i < min_index || i < 0 {
-                    chain_done = true;
-                    break;
+                let links = self.hash_prev[i as usize & WINDOW_MASK];
+                for (l, &link) in links.iter().enumerate() {
+                    let c = link as isize - off;
+                    if c < min_index || c < 0 {
+                        chain_done = true;
+                        break 'batch;
+                    }
+                    if l == LINKS - 1 {
+                        i = c;
+                        break;
+                    }
+                    cands[n] = c as usize;
+                    n += 1;
+                    tries -= 1;
+                    if tries == 0 || c == min_index {
+                        chain_done = true;
+                        break 'batch;
+                    }
                 }
-                if n == AHEAD {
+                if n > AHEAD - LINKS {
                     break;
                 }
             }

@@ -1,11 +1,16 @@
-//! Compressing a layer on its own core while the tar stream is being made.
+//! Compressing a layer on its own cores while the tar stream is being made.
 //!
 //! One thread serializes entries through kiln-layer's [`LayerWriter`] without compression
-//! (which also gives the diff_id); every write it makes is handed, unchanged and in order,
-//! to a second thread that feeds kiln-layer's [`Compressor`] and hashes its output. The
-//! compressor thus sees exactly the `write` calls it would inside a compressing
-//! `LayerWriter` (Go's write pattern, which deflate output may depend on), so the blob is
-//! byte-identical; only the work is spread over two cores.
+//! (which also gives the diff_id); its writes are handed, unchanged and in order, to a second
+//! thread that feeds kiln-layer's [`Compressor`] and hashes its output. The compressor thus
+//! sees exactly the `write` calls it would inside a compressing `LayerWriter` (Go's write
+//! pattern, which deflate output may depend on), so the blob is byte-identical; only the
+//! work is spread over the cores.
+//!
+//! Writes travel in parcels of about [`PARCEL`] bytes that remember where each write ended,
+//! and up to [`QUEUE`] parcels may wait: the parallel gzip writer takes its input in batches
+//! (4 MiB on 2 cores) and compresses each on all cores, so the tar pass must be able to run
+//! a whole batch ahead or the cores idle while it catches up.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -16,21 +21,66 @@ use kiln_layer::{Compression, LayerInfo, LayerWriter};
 
 use crate::error::{Error, Result};
 
-/// Writes between the two threads (each at most 32 KiB): bounds memory to a few MiB.
-const QUEUE: usize = 64;
+/// Bytes gathered before a parcel is handed over.
+const PARCEL: usize = 1 << 20;
+/// Parcels waiting for the compressor: bounds the memory in flight to about 9 MiB.
+const QUEUE: usize = 4;
 
-/// Hands every write to the compressing thread.
-pub struct Handoff(SyncSender<Vec<u8>>);
+/// Writes of the tar pass, concatenated, with the end of each write.
+#[derive(Default)]
+pub struct Parcel {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Parcel {
+    /// Replays the writes, one `write_all` per original write.
+    fn replay(&self, w: &mut impl Write) -> io::Result<()> {
+        let mut start = 0;
+        for &end in &self.ends {
+            w.write_all(&self.data[start..end])?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Hands the writes to the compressing thread.
+pub struct Handoff {
+    tx: SyncSender<Parcel>,
+    parcel: Parcel,
+}
+
+impl Handoff {
+    fn send(&mut self) -> io::Result<()> {
+        let parcel = std::mem::take(&mut self.parcel);
+        self.tx
+            .send(parcel)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
+    }
+}
 
 impl Write for Handoff {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.parcel.data.capacity() == 0 {
+            self.parcel.data.reserve(PARCEL + 64 * 1024);
+        }
+        self.parcel.data.extend_from_slice(buf);
+        self.parcel.ends.push(self.parcel.data.len());
+        if self.parcel.data.len() >= PARCEL {
+            self.send()?;
+        }
         Ok(buf.len())
     }
+    /// Hands over what has been gathered (the end of the stream flushes too).
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        if self.parcel.ends.is_empty() {
+            return Ok(());
+        }
+        self.send()
     }
 }
 
@@ -41,21 +91,28 @@ where
     W: Write + Send,
     F: FnOnce(&mut LayerWriter<Handoff>) -> Result<()>,
 {
-    let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+    let (tx, rx) = sync_channel::<Parcel>(QUEUE);
     std::thread::scope(|s| {
         let compressor = s.spawn(move || -> io::Result<_> {
             let mut c = Compressor::new(HashingWriter::new(out), compression);
-            for chunk in rx {
-                c.write_all(&chunk)?;
+            for parcel in rx {
+                parcel.replay(&mut c)?;
             }
             Ok(c.finish()?.finish())
         });
         let made = {
-            let mut lw = LayerWriter::new(Handoff(tx), Compression::Uncompressed);
+            let handoff = Handoff {
+                tx,
+                parcel: Parcel::default(),
+            };
+            let mut lw = LayerWriter::new(handoff, Compression::Uncompressed);
             body(&mut lw).and_then(|()| {
                 lw.finish()
-                    // Dropping the handoff (the sender) lets the compressor see the end.
-                    .map(|(_handoff, info)| info)
+                    .and_then(|(mut handoff, info)| {
+                        handoff.flush()?;
+                        // Dropping the handoff (the sender) lets the compressor see the end.
+                        Ok(info)
+                    })
                     .map_err(|e| Error::env(format!("cannot finish the layer: {e}")))
             })
         };
