@@ -20,13 +20,13 @@
 //!
 //! # Speed
 //!
-//! On the project's 2-vCPU machine, best of 7 interleaved runs at the default level, MB/s
-//! of input (`testdata/goflate/bench.sh`, `examples/gzip.rs`):
+//! On the project's 2-vCPU machine at the default level, MB/s (10^6 B/s) of input: Go's
+//! best of 3 and the criterion means of `testdata/goflate/bench.sh` (flate2: an earlier run):
 //!
 //! | input (64 MiB)          | Go 1.23 | goflate | goflate, 2 threads | flate2 (zlib-rs, 6) |
 //! |-------------------------|---------|---------|--------------------|---------------------|
-//! | layer-tar-like, mixed   | 41.1    | 51.8    | 88.0               | 67.3 (other bytes)  |
-//! | random                  | 79.5    | 105.3   | 160.3              | 58.8 (other bytes)  |
+//! | layer-tar-like, mixed   | 38.9    | 55.4    | 93.8               | 67.3 (other bytes)  |
+//! | random                  | 74.7    | 92.2    | 134.5              | 58.8 (other bytes)  |
 //!
 //! The parallel writer needs free cores: its phases wait for their slowest thread, so on a
 //! busy machine it can fall below the serial writer.
