@@ -168,3 +168,43 @@ fn umoci_unpacks_the_expected_tree() {
         1700000000.min(md("app/data.txt").mtime())
     );
 }
+
+/// A member of a tarball, through GNU tar.
+fn member(tarball: &Path, name: &str) -> String {
+    let out = run_ok(Command::new("tar").arg("-xOf").arg(tarball).arg(name));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn an_image_without_layers_has_buildkits_nulls_and_is_read() {
+    // BuildKit's exporter appends layers and history to nil Go slices and always sets
+    // `created`: a bare `FROM scratch` gives `null` for all four (read from BuildKit
+    // v0.19.0's exporter/containerimage/writer.go and containerd's archive exporter).
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = dir.path().join("img.tar");
+    build(&ctx, &out, "docker");
+    let records: serde_json::Value = serde_json::from_str(&member(&out, "manifest.json")).unwrap();
+    assert_eq!(records[0]["Layers"], serde_json::Value::Null);
+    let index: serde_json::Value = serde_json::from_str(&member(&out, "index.json")).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = member(&out, &format!("blobs/sha256/{}", &manifest_digest[7..]));
+    assert!(manifest.contains("\"layers\": null"), "{manifest}");
+    let config_name = records[0]["Config"].as_str().unwrap().to_owned();
+    let config = member(&out, &config_name);
+    assert!(
+        config.contains(r#""created":null,"history":null,"os":"linux""#),
+        "{config}"
+    );
+    if have("skopeo") {
+        let o = run_ok(
+            Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("docker-archive:{}", out.display())),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["Layers"], serde_json::json!([]));
+    }
+}

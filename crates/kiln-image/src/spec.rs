@@ -34,6 +34,17 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Writes an empty list as `null`, as Go writes a nil slice: BuildKit builds manifest layers,
+/// config history and `manifest.json` layers by appending, so an image without any has
+/// `null` there.
+fn null_if_empty<S: Serializer, T: Serialize>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -193,7 +204,11 @@ pub struct Manifest {
     )]
     pub artifact_type: String,
     pub config: Descriptor,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        serialize_with = "null_if_empty"
+    )]
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
@@ -409,12 +424,14 @@ pub struct ImageConfig {
     pub author: String,
     #[serde(default)]
     pub config: RunConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always written (`null` when unknown): BuildKit's exporter always sets it.
+    #[serde(default)]
     pub created: Option<GoTime>,
+    /// Always written (`null` when empty), as BuildKit's exporter writes it.
     #[serde(
         default,
         deserialize_with = "nullable",
-        skip_serializing_if = "Vec::is_empty"
+        serialize_with = "null_if_empty"
     )]
     pub history: Vec<History>,
     #[serde(default)]
@@ -461,7 +478,12 @@ pub struct DockerManifestRecord {
     pub config: String,
     #[serde(rename = "RepoTags")]
     pub repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default, deserialize_with = "nullable")]
+    #[serde(
+        rename = "Layers",
+        default,
+        deserialize_with = "nullable",
+        serialize_with = "null_if_empty"
+    )]
     pub layers: Vec<String>,
 }
 
