@@ -208,3 +208,90 @@ fn an_image_without_layers_has_buildkits_nulls_and_is_read() {
         assert_eq!(v["Layers"], serde_json::json!([]));
     }
 }
+
+/// Builds `ctx` with `busybox` bound to `source`, returning the command's output.
+fn build_from(ctx: &Path, source: &str, out: &Path) -> std::process::Output {
+    kiln()
+        .args(["build", "--progress", "quiet", "--sde", "1700000000"])
+        .arg("--build-context")
+        .arg(format!("busybox={source}"))
+        .arg("-o")
+        .arg(out)
+        .arg(ctx)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_skopeo_docker_archive_is_a_base_like_the_layout_it_came_from() {
+    if !have("skopeo") {
+        eprintln!("SKIP: skopeo is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    // skopeo writes `docker save`'s legacy layout: manifest.json naming layer files by
+    // path, no index.json. Its layers must open by digest like any blob.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = repo().join("testdata/base/busybox");
+    let archive = dir.path().join("busybox.tar");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(format!("docker-archive:{}", archive.display())),
+    );
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY Dockerfile /x\n").unwrap();
+    let from_layout = dir.path().join("a.tar");
+    let from_archive = dir.path().join("b.tar");
+    let o = build_from(
+        &ctx,
+        &format!("oci-layout://{}", layout.display()),
+        &from_layout,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = build_from(
+        &ctx,
+        &format!("docker-archive:{}", archive.display()),
+        &from_archive,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256_file(&from_layout), sha256_file(&from_archive));
+
+    // The same archive with one layer byte flipped: refused, nothing written.
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&unpacked),
+    );
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    let layer = unpacked.join(records[0]["Layers"][0].as_str().unwrap());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes[600] ^= 1;
+    std::fs::remove_file(&layer).unwrap(); // may be a link to another member
+    std::fs::write(&layer, &bytes).unwrap();
+    let tampered = dir.path().join("tampered.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tampered)
+            .arg("-C")
+            .arg(&unpacked)
+            .arg("."),
+    );
+    let out = dir.path().join("c.tar");
+    let o = build_from(
+        &ctx,
+        &format!("docker-archive:{}", tampered.display()),
+        &out,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("has digest"), "{err}");
+    assert!(!out.exists());
+}

@@ -207,7 +207,7 @@ pub fn parse_expected(s: &str) -> Result<Digest, Failure> {
 /// Streams every layer through kiln-normalize's verifying reader.
 fn verify_layers(o: &OpenedImage) -> Result<(), Failure> {
     let img = &o.image;
-    let layers = kiln_normalize::source::ImageLayers::new(&o.source, img)?;
+    let layers = kiln_normalize::source::ImageLayers::new(&o.source);
     let diff_ids = img.config.diff_ids();
     if diff_ids.len() != img.manifest.layers.len() {
         return Err(Failure::input(format!(

@@ -2,8 +2,7 @@
 //! Blobs the registry has are skipped; the manifest goes up byte for byte with its own media
 //! type, so the digest the registry reports is the local image digest (checked).
 
-use std::fs::File;
-use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -146,91 +145,15 @@ fn open_blob<'a>(
     if *digest == img.manifest.config.digest {
         return Ok(Box::new(Cursor::new(img.config_bytes.as_slice())));
     }
-    let name = format!("blobs/sha256/{}", digest.hex());
-    let missing = || Failure::input(format!("{}: blob {digest} is missing", src.describe()));
-    match src {
-        ImageSource::Layout(dir) => {
-            let path = dir.join(&name);
-            match File::open(&path) {
-                Ok(f) => Ok(Box::new(f)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing()),
-                Err(e) => Err(Failure::env(format!("{}: {e}", path.display()))),
-            }
-        }
-        ImageSource::Tarball { path, members } => {
-            let &(offset, len) = members.get(&name).ok_or_else(missing)?;
-            let file =
-                File::open(path).map_err(|e| Failure::env(format!("{}: {e}", path.display())))?;
-            Ok(Box::new(Section::new(file, offset, len)))
-        }
-    }
-}
-
-/// The byte range `[start, start + len)` of a file as a file of its own.
-struct Section {
-    file: File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl Section {
-    fn new(file: File, start: u64, len: u64) -> Section {
-        Section {
-            file,
-            start,
-            len,
-            pos: 0,
-        }
-    }
-}
-
-impl Read for Section {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.pos);
-        if left == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
-        let n = self.file.read(&mut buf[..want])?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for Section {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        let target = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        self.pos = target;
-        Ok(target)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn section_reads_and_seeks_within_its_range() {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(b"0123456789").unwrap();
-        let mut s = Section::new(f, 3, 4);
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert_eq!(out, "3456");
-        assert_eq!(s.seek(SeekFrom::End(0)).unwrap(), 4);
-        assert_eq!(s.seek(SeekFrom::Start(2)).unwrap(), 2);
-        out.clear();
-        s.read_to_string(&mut out).unwrap();
-        assert_eq!(out, "56");
-        assert!(s.seek(SeekFrom::Current(-5)).is_err());
+    match src.open_blob_raw(digest) {
+        Ok(Some(section)) => Ok(Box::new(section)),
+        Ok(None) => Err(Failure::input(format!(
+            "{}: blob {digest} is missing",
+            src.describe()
+        ))),
+        Err(e) => Err(Failure::env(format!(
+            "{}: blob {digest}: {e}",
+            src.describe()
+        ))),
     }
 }

@@ -178,8 +178,8 @@ fn scan_layers(
     workers: usize,
 ) -> Result<Vec<Listing>> {
     let openers = [
-        ImageLayers::new(inputs[0].source, inputs[0].image)?,
-        ImageLayers::new(inputs[1].source, inputs[1].image)?,
+        ImageLayers::new(inputs[0].source),
+        ImageLayers::new(inputs[1].source),
     ];
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Listing>>>> =

@@ -49,7 +49,7 @@ pub fn write_report_dir(dir: &Path, inputs: [&Input<'_>; 2], report: &Report) ->
             }
         }
         let root = dir.join(format!("input-{side}"));
-        let layers = ImageLayers::new(input.source, input.image)?;
+        let layers = ImageLayers::new(input.source);
         for (layer, names_wanted) in wanted {
             let base = if report.semantic {
                 root.clone()

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
+
+use crate::section::FileSection;
+use crate::sniff::BlobCompression;
 use std::path::{Path, PathBuf};
 
 use kiln_digest::{Digest, HashingReader};
@@ -27,6 +30,9 @@ pub enum ImageSource {
         path: PathBuf,
         /// member name -> (data offset, size)
         members: BTreeMap<String, (u64, u64)>,
+        /// Layers of a legacy `docker save` archive (`<id>/layer.tar`, listed by
+        /// manifest.json): digest -> member name, so that they open by digest like blobs.
+        layers: BTreeMap<Digest, String>,
     },
 }
 
@@ -64,7 +70,9 @@ impl ImageSource {
             return Ok(ImageSource::Layout(path));
         }
         let f = File::open(&path)?;
-        let mut tr = TarReader::new(BufReader::new(f));
+        let len = f.metadata()?.len();
+        // Only the headers are read: layer data is sought over.
+        let mut tr = TarReader::seekable(BufReader::new(f));
         let mut members = BTreeMap::new();
         loop {
             let h = tr.next_header().map_err(|e| {
@@ -80,7 +88,14 @@ impl ImageSource {
             let name = String::from_utf8_lossy(&h.name)
                 .trim_start_matches("./")
                 .to_string();
-            members.insert(name, (tr.offset(), h.size as u64));
+            let (offset, size) = (tr.offset(), h.size as u64);
+            if offset.saturating_add(size) > len {
+                return Err(invalid(
+                    path.display().to_string(),
+                    format!("not a readable tar archive: it ends inside {name}"),
+                ));
+            }
+            members.insert(name, (offset, size));
         }
         if members.is_empty() {
             return Err(invalid(
@@ -88,7 +103,102 @@ impl ImageSource {
                 "is not an image tarball (no files in it)",
             ));
         }
-        Ok(ImageSource::Tarball { path, members })
+        let mut source = ImageSource::Tarball {
+            path,
+            members,
+            layers: BTreeMap::new(),
+        };
+        let layers = source.legacy_layers()?;
+        if let ImageSource::Tarball { layers: l, .. } = &mut source {
+            *l = layers;
+        }
+        Ok(source)
+    }
+
+    /// The layers a legacy `docker save` archive (manifest.json, no index.json) names by
+    /// path, by digest. A malformed manifest.json gives none here; loading reports it.
+    fn legacy_layers(&self) -> Result<BTreeMap<Digest, String>, ImageError> {
+        let mut out = BTreeMap::new();
+        if self.read_small("index.json")?.is_some() {
+            return Ok(out);
+        }
+        let Some(mj) = self.read_small("manifest.json")? else {
+            return Ok(out);
+        };
+        let Ok(records) = serde_json::from_slice::<Vec<DockerManifestRecord>>(&mj) else {
+            return Ok(out);
+        };
+        for rec in records {
+            let config: Option<ImageConfig> = self
+                .read_small(&rec.config)?
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let diff_ids = config.as_ref().map_or(&[][..], |c| c.diff_ids());
+            for (i, member) in rec.layers.iter().enumerate() {
+                let member = member.trim_start_matches("./");
+                if let Some(d) = self.legacy_layer_digest(member, diff_ids.get(i))? {
+                    out.insert(d, member.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The digest of a layer member, which every reader of the blob then verifies. Hashing
+    /// it here would read the layer once more: a content-addressed name already says it,
+    /// and an uncompressed layer's digest is its diff_id. Anything else is hashed.
+    fn legacy_layer_digest(
+        &self,
+        member: &str,
+        diff_id: Option<&Digest>,
+    ) -> Result<Option<Digest>, ImageError> {
+        let Some((mut r, _)) = self.open_member(member)? else {
+            return Ok(None);
+        };
+        if let Some(d) = member
+            .strip_prefix("blobs/sha256/")
+            .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+        {
+            return Ok(Some(d));
+        }
+        let mut head = [0u8; BlobCompression::MAGIC_LEN];
+        let n = kiln_layer::tar::read_full(&mut r, &mut head)?;
+        Ok(Some(match diff_id {
+            Some(&d) if BlobCompression::sniff(&head[..n]) == BlobCompression::None => d,
+            _ => kiln_digest::digest_reader(io::Cursor::new(&head[..n]).chain(r))?.0,
+        }))
+    }
+
+    /// The raw (unverified) bytes of blob `d` and their length, or `None` when the source
+    /// does not hold it. Legacy `docker save` layers open by their digest too.
+    pub fn open_blob_raw(&self, d: &Digest) -> io::Result<Option<FileSection>> {
+        match self {
+            ImageSource::Layout(dir) => match File::open(dir.join("blobs/sha256").join(d.hex())) {
+                Ok(f) => FileSection::whole(f).map(Some),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            ImageSource::Tarball { layers, .. } => match layers.get(d) {
+                Some(member) => self.open_section(member),
+                None => self.open_section(&format!("blobs/sha256/{}", d.hex())),
+            },
+        }
+    }
+
+    /// A tarball member as a section of the tarball.
+    fn open_section(&self, name: &str) -> io::Result<Option<FileSection>> {
+        match self {
+            ImageSource::Layout(dir) => match File::open(dir.join(name)) {
+                Ok(f) => FileSection::whole(f).map(Some),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            ImageSource::Tarball { path, members, .. } => match members.get(name) {
+                Some(&(offset, size)) => {
+                    Ok(Some(FileSection::new(File::open(path)?, offset, size)))
+                }
+                None => Ok(None),
+            },
+        }
     }
 
     /// A short description for messages.
@@ -100,27 +210,10 @@ impl ImageSource {
     }
 
     fn open_member(&self, name: &str) -> io::Result<Option<(Box<dyn Read + '_>, u64)>> {
-        match self {
-            ImageSource::Layout(dir) => {
-                let p = dir.join(name);
-                match File::open(&p) {
-                    Ok(f) => {
-                        let len = f.metadata()?.len();
-                        Ok(Some((Box::new(f), len)))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
-            ImageSource::Tarball { path, members } => match members.get(name) {
-                Some(&(off, size)) => {
-                    let mut f = File::open(path)?;
-                    f.seek(SeekFrom::Start(off))?;
-                    Ok(Some((Box::new(f.take(size)), size)))
-                }
-                None => Ok(None),
-            },
-        }
+        Ok(self.open_section(name)?.map(|s| {
+            let len = s.len();
+            (Box::new(s) as Box<dyn Read>, len)
+        }))
     }
 
     /// A small file (JSON) of the image, or `None`.
@@ -162,10 +255,9 @@ impl ImageSource {
         d: &Digest,
         size: u64,
     ) -> Result<VerifiedReader<'_>, ImageError> {
-        let name = format!("blobs/sha256/{}", d.hex());
-        let (r, len) = self
-            .open_member(&name)?
-            .ok_or(ImageError::MissingBlob(*d))?;
+        let r = self.open_blob_raw(d)?.ok_or(ImageError::MissingBlob(*d))?;
+        let len = r.len();
+        let r: Box<dyn Read + '_> = Box::new(r);
         if len != size {
             return Err(ImageError::Blob {
                 digest: *d,
@@ -182,8 +274,8 @@ impl ImageSource {
 impl BlobSource for ImageSource {
     fn open_blob(&self, digest: &Digest) -> io::Result<Option<Box<dyn Read + '_>>> {
         Ok(self
-            .open_member(&format!("blobs/sha256/{}", digest.hex()))?
-            .map(|(r, _)| r))
+            .open_blob_raw(digest)?
+            .map(|r| Box::new(r) as Box<dyn Read>))
     }
 }
 
@@ -402,12 +494,27 @@ fn load_docker_save(
         .ok_or_else(|| invalid(what, format!("config {} is missing", rec.config)))?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| invalid(format!("{} in {what}", rec.config), e.to_string()))?;
+    let digests: BTreeMap<&str, Digest> = match source {
+        ImageSource::Tarball { layers, .. } => {
+            layers.iter().map(|(d, m)| (m.as_str(), *d)).collect()
+        }
+        ImageSource::Layout(_) => BTreeMap::new(),
+    };
     let mut layers = Vec::new();
     for l in &rec.layers {
-        let (r, size) = source
+        let l = l.trim_start_matches("./");
+        let (_, size) = source
             .open_member(l)?
             .ok_or_else(|| invalid(what, format!("layer {l} is missing")))?;
-        let (digest, _) = kiln_digest::digest_reader(r)?;
+        let digest = match digests.get(l) {
+            Some(&d) => d,
+            None => {
+                let named = l
+                    .strip_prefix("blobs/sha256/")
+                    .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+                named.ok_or_else(|| invalid(what, format!("layer {l}: cannot tell its digest")))?
+            }
+        };
         layers.push(Descriptor::new(media::DOCKER_LAYER, digest, size));
     }
     let manifest = Manifest {

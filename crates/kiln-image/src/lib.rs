@@ -4,12 +4,16 @@
 //! - [`gojson`]: serialisation with Go `encoding/json`'s exact bytes;
 //! - [`gotime`]: Go's RFC 3339 time format;
 //! - [`store`]: content-addressed blob directories and blob sources;
+//! - [`sniff`]: a blob's compression from its magic number;
+//! - [`section`]: a byte range of a file read as a file (tarball members, blobs);
 //! - [`export`]: docker/OCI tarballs and OCI layout directories, written atomically.
 
 pub mod export;
 pub mod gojson;
 pub mod gotime;
 pub mod import;
+pub mod section;
+pub mod sniff;
 pub mod spec;
 pub mod store;
 

@@ -98,7 +98,7 @@ pub fn normalize_image(
     work: &Path,
     progress: &dyn Progress,
 ) -> Result<NormalizedImage> {
-    let layers = ImageLayers::new(source, image)?;
+    let layers = ImageLayers::new(source);
     let descs = &image.manifest.layers;
     let diff_ids = image.config.diff_ids();
     if diff_ids.len() != descs.len() {

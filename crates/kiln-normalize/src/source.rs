@@ -3,63 +3,37 @@
 //! compression, and checking its digest, size and diff_id while it streams, so that a
 //! layer is read exactly once.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read};
 
 use kiln_digest::{Digest, Hasher};
-use kiln_image::import::{ImageSource, LoadedImage};
-use kiln_image::spec::{Descriptor, DockerManifestRecord};
+use kiln_image::import::ImageSource;
+use kiln_image::spec::Descriptor;
 
 use crate::error::{Error, Result};
 
 /// Opens the layer blobs of one image.
 pub struct ImageLayers<'a> {
     source: &'a ImageSource,
-    /// `docker save` (legacy) archives: layer digest -> member name.
-    legacy: BTreeMap<Digest, String>,
 }
 
 impl<'a> ImageLayers<'a> {
-    pub fn new(source: &'a ImageSource, image: &LoadedImage) -> Result<ImageLayers<'a>> {
-        let mut legacy = BTreeMap::new();
-        // Without index.json the importer synthesised the manifest from manifest.json, whose
-        // layers are members named by path, not blobs/sha256/<hex>.
-        if image.index.is_none() {
-            if let Some(mj) = source.read_small("manifest.json")? {
-                let records: Vec<DockerManifestRecord> = serde_json::from_slice(&mj)
-                    .map_err(|e| Error::input(format!("manifest.json: {e}")))?;
-                if let Some(rec) = records.first() {
-                    for (desc, name) in image.manifest.layers.iter().zip(&rec.layers) {
-                        legacy.insert(desc.digest, name.trim_start_matches("./").to_string());
-                    }
-                }
-            }
-        }
-        Ok(ImageLayers { source, legacy })
+    pub fn new(source: &'a ImageSource) -> ImageLayers<'a> {
+        ImageLayers { source }
     }
 
     /// The raw bytes of a layer blob (not yet verified: see [`read_layer`]).
     pub fn open(&self, layer: &Descriptor) -> Result<Box<dyn Read + Send + 'a>> {
-        let name = match self.legacy.get(&layer.digest) {
-            Some(n) => n.clone(),
-            None => format!("blobs/sha256/{}", layer.digest.hex()),
-        };
-        let missing = || Error::input(format!("layer blob {} is missing", layer.digest));
-        match self.source {
-            ImageSource::Layout(dir) => match File::open(dir.join(&name)) {
-                Ok(f) => Ok(Box::new(f)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing()),
-                Err(e) => Err(Error::env(format!("{}: {e}", dir.join(&name).display()))),
-            },
-            ImageSource::Tarball { path, members } => {
-                let &(offset, size) = members.get(&name).ok_or_else(missing)?;
-                let mut f =
-                    File::open(path).map_err(|e| Error::env(format!("{}: {e}", path.display())))?;
-                f.seek(SeekFrom::Start(offset))
-                    .map_err(|e| Error::env(format!("{}: {e}", path.display())))?;
-                Ok(Box::new(f.take(size)))
-            }
+        match self.source.open_blob_raw(&layer.digest) {
+            Ok(Some(r)) => Ok(Box::new(r)),
+            Ok(None) => Err(Error::input(format!(
+                "layer blob {} is missing",
+                layer.digest
+            ))),
+            Err(e) => Err(Error::env(format!(
+                "{}: layer blob {}: {e}",
+                self.source.describe(),
+                layer.digest
+            ))),
         }
     }
 }
@@ -82,26 +56,7 @@ impl Expected {
     }
 }
 
-/// How a blob is compressed, from its first bytes (media types lie more often than magic
-/// numbers do).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BlobCompression {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl BlobCompression {
-    pub fn sniff(head: &[u8]) -> BlobCompression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            BlobCompression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            BlobCompression::Zstd
-        } else {
-            BlobCompression::None
-        }
-    }
-}
+pub use kiln_image::sniff::BlobCompression;
 
 /// What was read: the blob's digest and size, the tar's diff_id and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! validated, and errors say at which byte and entry the stream went wrong.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 use super::header::*;
 use super::writer::read_full;
@@ -21,6 +21,24 @@ pub struct TarReader<R: Read> {
     pad: u64,
     done: bool,
     entries: u64,
+    /// Skips data by seeking instead of reading (see [`TarReader::seekable`]).
+    seek: Option<fn(&mut R, u64) -> io::Result<()>>,
+}
+
+impl<R: Read + Seek> TarReader<R> {
+    /// A reader that seeks over the data it skips: indexing a large archive then reads only
+    /// its headers. A seek cannot notice the end of the input, so a truncated last entry
+    /// shows only as a short read of its data or, if never read, as an end of archive
+    /// reached early: callers that skip data must check `offset()` against the input's
+    /// length.
+    pub fn seekable(r: R) -> Self {
+        let mut t = TarReader::new(r);
+        t.seek = Some(|r, n| {
+            let n = i64::try_from(n).map_err(|_| io::Error::other("seek too far"))?;
+            r.seek(SeekFrom::Current(n)).map(drop)
+        });
+        t
+    }
 }
 
 impl<R: Read> TarReader<R> {
@@ -32,6 +50,7 @@ impl<R: Read> TarReader<R> {
             pad: 0,
             done: false,
             entries: 0,
+            seek: None,
         }
     }
 
@@ -57,6 +76,11 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip(&mut self, mut n: u64) -> Result<(), TarError> {
+        if let Some(seek) = self.seek {
+            seek(&mut self.r, n)?;
+            self.offset += n;
+            return Ok(());
+        }
         let mut buf = [0u8; 8192];
         while n > 0 {
             let want = n.min(buf.len() as u64) as usize;
