@@ -1,33 +1,36 @@
 //! A byte range of a file, read as a file of its own (a tarball member, a whole blob file).
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
-/// The bytes `[start, start + len)` of `file`. Reads are positioned (`pread`), so sections of
-/// one file never disturb each other.
+/// The bytes `[start, start + len)` of a file, owned (`File`) or borrowed (`&File`). Reads
+/// are positioned (`pread`), so sections of one file never disturb each other.
 #[derive(Debug)]
-pub struct FileSection {
-    file: File,
+pub struct FileSection<F = File> {
+    file: F,
     start: u64,
     len: u64,
     pos: u64,
 }
 
 impl FileSection {
-    pub fn new(file: File, start: u64, len: u64) -> FileSection {
+    /// The whole of `file`.
+    pub fn whole(file: File) -> io::Result<FileSection> {
+        let len = file.metadata()?.len();
+        Ok(FileSection::new(file, 0, len))
+    }
+}
+
+impl<F: Borrow<File>> FileSection<F> {
+    pub fn new(file: F, start: u64, len: u64) -> FileSection<F> {
         FileSection {
             file,
             start,
             len,
             pos: 0,
         }
-    }
-
-    /// The whole of `file`.
-    pub fn whole(file: File) -> io::Result<FileSection> {
-        let len = file.metadata()?.len();
-        Ok(FileSection::new(file, 0, len))
     }
 
     pub fn len(&self) -> u64 {
@@ -39,14 +42,17 @@ impl FileSection {
     }
 }
 
-impl Read for FileSection {
+impl<F: Borrow<File>> Read for FileSection<F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.pos);
         if left == 0 || buf.is_empty() {
             return Ok(0);
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.file.read_at(&mut buf[..want], self.start + self.pos)?;
+        let n = self
+            .file
+            .borrow()
+            .read_at(&mut buf[..want], self.start + self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -58,7 +64,7 @@ impl Read for FileSection {
     }
 }
 
-impl Seek for FileSection {
+impl<F: Borrow<File>> Seek for FileSection<F> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(n) => Some(n),

@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 
+use kiln_image::section::FileSection;
 use kiln_layer::order::cmp_paths;
 use kiln_layer::tar::{typeflag, Format, Header, TarError, TarReader, Timestamp};
 use kiln_layer::{Compression, LayerInfo, LayerWriter};
@@ -443,11 +444,7 @@ impl LayerIndex {
                     Data::None => {}
                     Data::Inline(v) => lw.write_data(v).map_err(|err| write_err(&e.path, err))?,
                     Data::Spill { offset, len } => lw
-                        .copy_data(SpillReader {
-                            file: &self.spill,
-                            pos: *offset,
-                            end: offset + len,
-                        })
+                        .copy_data(FileSection::new(&self.spill, *offset, *len))
                         .map_err(|err| match err {
                             TarError::Io(io) => {
                                 Error::env(format!("cannot read back the spill file: {io}"))
@@ -536,31 +533,6 @@ fn copy_entry<R: Read, W: Write>(
         done += n as u64;
     }
     Ok(())
-}
-
-/// Reads `pos..end` of the spill file without moving a shared cursor.
-struct SpillReader<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for SpillReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = ((self.end - self.pos) as usize).min(buf.len());
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "spill file is shorter than what was written to it",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
