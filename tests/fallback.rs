@@ -826,3 +826,105 @@ fn archives_cannot_be_named_contexts_for_buildkit() {
         "{stderr}"
     );
 }
+
+#[path = "normalize_images.rs"]
+#[allow(dead_code)]
+mod images;
+
+/// A named-context OCI layout whose one layer GNU tar wrote in its own format: BuildKit
+/// rewrites such a layer keeping the GNU headers (Go writes a header in the format it was
+/// read in), which kiln's tar writer does not do.
+fn gnu_base(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/hostname"), "gnu\n").unwrap();
+    let layer = dir.join("layer.tar");
+    run_ok(
+        Command::new("tar")
+            .args(["--format=gnu", "--owner=0", "--group=0", "-cf"])
+            .arg(&layer)
+            .arg("-C")
+            .arg(&tree)
+            .arg("etc"),
+    );
+    let bytes = std::fs::read(&layer).unwrap();
+    let diff_id = kiln_digest::Digest::of(&bytes);
+    let layout = dir.join("gnu-layout");
+    images::oci_layout(
+        &layout,
+        &[bytes],
+        &images::config(&[diff_id], "2020-01-01T00:00:00Z", &["PATH=/bin"]),
+    );
+    layout
+}
+
+#[test]
+fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
+    let st = Standins::new(&["docker"]);
+    let layout = gnu_base(st.dir.path());
+    let ctx = st.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
+    let context = format!("gnubase=oci-layout://{}", layout.display());
+
+    // Natively only: the layer kiln cannot rewrite is named, exit 2, nothing written.
+    let out = st.out().join("never.tar");
+    let r = st
+        .kiln()
+        .args([
+            "build",
+            "--sde",
+            SDE,
+            "--fallback",
+            "never",
+            "--build-context",
+        ])
+        .arg(&context)
+        .arg("-o")
+        .arg(&out)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("needs the GNU tar format"), "{stderr}");
+    assert!(!out.exists());
+    assert!(st.calls().is_empty(), "{:?}", st.calls());
+
+    // auto: the native engine gives up at that layer and BuildKit (the stand-in) builds it.
+    let out = st.out().join("auto.tar");
+    let r = st
+        .kiln()
+        .args(["build", "--sde", SDE, "--build-context"])
+        .arg(&context)
+        .arg("-o")
+        .arg(&out)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("BuildKit builds this image (kiln met a step it cannot do natively)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("needs the GNU tar format"), "{stderr}");
+    let calls = st.calls();
+    let build = calls.last().unwrap();
+    assert_eq!(
+        build[..4],
+        argv(&["docker", "buildx", "--builder", &builder()])
+    );
+    assert!(
+        build
+            .windows(2)
+            .any(|w| w[0] == "--build-context" && w[1] == context),
+        "{build:?}"
+    );
+    assert_eq!(
+        sha256_file(&out),
+        expected("scratch-meta")["outputs"]["docker"]["tarball_sha256"]
+            .as_str()
+            .unwrap()
+    );
+}

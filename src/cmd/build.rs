@@ -357,9 +357,9 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
     let opts = BuildOptions {
         context_dir: a.context.clone(),
         dockerfile: dockerfile.clone(),
-        dockerfile_display: display,
+        dockerfile_display: display.clone(),
         epoch,
-        build_args,
+        build_args: build_args.clone(),
         target: a.target.clone(),
         platform,
         compression: match a.compression {
@@ -372,7 +372,10 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
         executor: Some(&executor),
         progress: &printer,
     };
-    let out = kiln_build::build(&df, &opts)?;
+    let out = match kiln_build::build(&df, &opts) {
+        Ok(out) => out,
+        Err(e) => return retry_with_buildkit(a, &ctx, e),
+    };
     let image = export(&out, &store, a, &annotations, &names)?;
     if let Some(mf) = &a.metadata_file {
         write_metadata(mf, &image, &names)?;
@@ -538,11 +541,7 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
     check_pinned_bases(a, plan)?;
     let req = fallback_request(a, r)?;
     let driver = kiln_buildkit::driver::select(
-        a.driver.map(|d| match d {
-            DriverArg::Buildctl => kiln_buildkit::DriverKind::Buildctl,
-            DriverArg::Docker => kiln_buildkit::DriverKind::Docker,
-            DriverArg::Podman => kiln_buildkit::DriverKind::Podman,
-        }),
+        a.driver.map(driver_kind),
         &kiln_buildkit::HostEnv::current(),
         &kiln_buildkit::driver::succeeds,
     );
@@ -567,6 +566,18 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
         return Ok(Route::Done(Outcome::Exit(0)));
     }
     let driver = driver.map_err(bk)?;
+    via_buildkit(a, r, driver, req, &why, &reasons).map(Route::Done)
+}
+
+/// Has the pinned BuildKit build the image through `driver`, saying why first.
+fn via_buildkit(
+    a: &BuildArgs,
+    r: &Routing<'_>,
+    driver: kiln_buildkit::driver::Driver,
+    req: kiln_buildkit::Request,
+    why: &str,
+    reasons: &[String],
+) -> Result<Outcome, Failure> {
     check_output_parent(&a.output)?;
     eprintln!(
         "kiln: BuildKit builds this image ({why}), with {} through {} ({}):",
@@ -574,7 +585,7 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
         driver.kind.name(),
         driver.because
     );
-    for reason in &reasons {
+    for reason in reasons {
         eprintln!("  {reason}");
     }
     if a.offline || !a.insecure_registries.is_empty() {
@@ -596,7 +607,7 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
     if let Some(mf) = &a.metadata_file {
         write_metadata(mf, &image, r.names)?;
     }
-    Ok(Route::Done(Outcome::Built {
+    Ok(Outcome::Built {
         image: Box::new(image),
         epoch: r.epoch,
         by: Some(format!(
@@ -604,7 +615,49 @@ fn route(a: &BuildArgs, r: &Routing<'_>) -> Result<Route, Failure> {
             a.buildkit_image,
             driver.kind.name()
         )),
-    }))
+    })
+}
+
+/// The native engine met a step it cannot do that the plan did not foresee (it depends on
+/// what the inputs hold, e.g. a base layer only GNU tar can describe): with `--fallback
+/// auto` BuildKit builds the image instead, otherwise the error stands.
+fn retry_with_buildkit(
+    a: &BuildArgs,
+    r: &Routing<'_>,
+    e: kiln_build::BuildError,
+) -> Result<Outcome, Failure> {
+    if a.fallback != FallbackArg::Auto || e.kind != kiln_build::ErrorKind::Unsupported {
+        return Err(e.into());
+    }
+    let reason = e.to_string();
+    let req = fallback_request(a, r)?;
+    let driver = kiln_buildkit::driver::select(
+        a.driver.map(driver_kind),
+        &kiln_buildkit::HostEnv::current(),
+        &kiln_buildkit::driver::succeeds,
+    )
+    .map_err(|d| {
+        Failure::input(format!(
+            "{reason}\n(--fallback auto would hand the build to BuildKit, but: {})",
+            bk(d).message
+        ))
+    })?;
+    via_buildkit(
+        a,
+        r,
+        driver,
+        req,
+        "kiln met a step it cannot do natively",
+        &[reason],
+    )
+}
+
+fn driver_kind(d: DriverArg) -> kiln_buildkit::DriverKind {
+    match d {
+        DriverArg::Buildctl => kiln_buildkit::DriverKind::Buildctl,
+        DriverArg::Docker => kiln_buildkit::DriverKind::Docker,
+        DriverArg::Podman => kiln_buildkit::DriverKind::Podman,
+    }
 }
 
 /// `1 step needs` / `3 steps need`.

@@ -12,6 +12,7 @@ use kiln_dockerfile::{
 use kiln_image::gotime::GoTime;
 use kiln_image::spec::{Healthcheck, History, ImageConfig, Platform, RunConfig};
 use kiln_image::store::BlobStore;
+use kiln_layer::tar::TarError;
 use kiln_layer::{Compression, LayerInfo, LayerWriter, Timestamp};
 
 use crate::chmod::Chmod;
@@ -449,7 +450,13 @@ impl Builder<'_> {
         self.store_layer(|lw| {
             kiln_layer::rewrite::rewrite_tar(input, Some(self.epoch), lw)
                 .map(|_| ())
-                .map_err(|e| BuildError::input(format!("layer {}: {e}", l.digest)))
+                .map_err(|e| {
+                    let kind = match e {
+                        TarError::Unsupported { .. } => ErrorKind::Unsupported,
+                        _ => ErrorKind::Input,
+                    };
+                    BuildError::new(kind, format!("layer {}: {e}", l.digest))
+                })
         })
     }
 

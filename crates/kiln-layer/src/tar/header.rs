@@ -683,10 +683,12 @@ impl Header {
         } else {
             // GNU is only needed for values neither USTAR nor PAX can hold (huge modes or
             // device numbers); no image kiln reads or writes needs it.
-            Err(TarError::header(
-                &h.name,
-                "needs the GNU tar format, which kiln does not write",
-            ))
+            Err(TarError::Unsupported {
+                name: String::from_utf8_lossy(&h.name).into_owned(),
+                message: "needs the GNU tar format (Go keeps the format of a header it read), \
+                          which kiln does not write"
+                    .into(),
+            })
         }
     }
 

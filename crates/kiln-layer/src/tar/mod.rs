@@ -22,6 +22,9 @@ pub enum TarError {
     Malformed { offset: u64, message: String },
     #[error("tar entry {name:?}: {message}")]
     Data { name: String, message: String },
+    /// A valid entry kiln cannot write (BuildKit could): a limit of kiln, not bad input.
+    #[error("tar entry {name:?}: {message}")]
+    Unsupported { name: String, message: String },
 }
 
 impl TarError {
