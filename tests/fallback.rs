@@ -828,7 +828,6 @@ fn archives_cannot_be_named_contexts_for_buildkit() {
 }
 
 #[path = "normalize_images.rs"]
-#[allow(dead_code)]
 mod images;
 
 /// A named-context OCI layout whose one layer GNU tar wrote in its own format: BuildKit
