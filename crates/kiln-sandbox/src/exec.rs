@@ -2,8 +2,8 @@
 //! container set-up and `execve`.
 //!
 //! Order (runc 1.1.5): drop the bounding set, keep caps across the uid change, set groups, gid
-//! and uid, clear keep-caps, set Docker's default capabilities, `no_new_privs`, look the
-//! program up in the container's `PATH`, exec.
+//! and uid, clear keep-caps, set Docker's default capabilities, look the program up in the
+//! container's `PATH`, exec. Not `no_new_privs`: BuildKit asks runc for new privileges.
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -228,7 +228,9 @@ fn prepare_process(cmd: &Command, out_w: &OwnedFd) -> Result<(), String> {
     caps::clear(None, CapSet::Inheritable)
         .map_err(|err| format!("clear inheritable caps: {err}"))?;
     let _ = caps::clear(None, CapSet::Ambient);
-    nix::sys::prctl::set_no_new_privs().map_err(e("no_new_privs"))?;
+    // No `no_new_privs`: BuildKit's spec has `oci.WithNewPrivileges`, so setuid and file
+    // capability binaries (su, ping) work in RUN as they do under BuildKit. The bounding
+    // set above still caps what they can gain.
     // runc inherits buildkitd's umask (022); fixed here so file modes never depend on the caller.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     Ok(())

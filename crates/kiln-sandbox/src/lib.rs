@@ -4,8 +4,9 @@
 //!
 //! * [`run`]: the command in new mount, pid, ipc, uts (and, for [`Network::None`], net)
 //!   namespaces, on an overlayfs root (or a plain copied tree), with BuildKit's `/dev`, `/proc`,
-//!   `/sys`, `/etc/hosts`, `/etc/resolv.conf`, hostname, Docker's default capabilities and
-//!   `no_new_privs`; the command is pid 1 of its pid namespace, as under runc; mount stubs are
+//!   `/sys`, `/etc/hosts`, `/etc/resolv.conf`, hostname, Docker's default capabilities and,
+//!   as BuildKit, no `no_new_privs` (setuid binaries work); the command is pid 1 of its pid
+//!   namespace, as under runc; mount stubs are
 //!   removed afterwards like BuildKit's `MountStubsCleaner`. Needs (namespace) root.
 //! * [`changes`] / [`tree_changes`]: BuildKit's overlay differ and containerd's double-walk
 //!   differ; [`locate`] says where to stat a path of the merged result.

@@ -148,7 +148,7 @@ fn status_field(status: &str, key: &str) -> String {
 }
 
 #[test]
-fn docker_default_capabilities_and_no_new_privs() {
+fn docker_default_capabilities_and_new_privileges_allowed() {
     require_root();
     let default: u64 = DEFAULT_CAPS.iter().map(|c| 1u64 << c.index()).sum();
     assert_eq!(default, 0xa80425fb, "Docker's default set");
@@ -165,7 +165,8 @@ fn docker_default_capabilities_and_no_new_privs() {
         u64::from_str_radix(&status_field(&out, "CapInh:"), 16).unwrap(),
         0
     );
-    assert_eq!(status_field(&out, "NoNewPrivs:"), "1");
+    // BuildKit's spec has oci.WithNewPrivileges: setuid binaries work (see below).
+    assert_eq!(status_field(&out, "NoNewPrivs:"), "0");
     // A non-root user has no effective capabilities, the bounding set stays Docker's.
     let (_, out, _, _) = run_script("cat /proc/self/status", |s| s.user = "1000:1000".into());
     assert_eq!(
@@ -354,4 +355,45 @@ fn nothing_stays_mounted_and_scratch_is_emptied() {
     assert_eq!(fs::read_dir(base.scratch()).unwrap().count(), 0);
     // The overlay work dir can be removed by the caller.
     fs::remove_dir_all(base.tmp.path().join("a")).unwrap();
+}
+
+#[test]
+fn a_file_capability_is_gained_as_under_buildkit() {
+    require_root();
+    // With no_new_privs the kernel would ignore file capabilities (and setuid bits) at
+    // exec; BuildKit allows new privileges, so `ping`-style binaries work for any user.
+    // (busybox drops setuid privileges itself, so a file capability is what shows it.)
+    let base = Base::new();
+    fs::create_dir(base.lower.join("caps")).unwrap();
+    let bin = base.lower.join("caps/busybox");
+    fs::copy(base.lower.join("bin/busybox"), &bin).unwrap();
+    // vfs_cap_data, revision 2, effective: CAP_NET_RAW (13) permitted.
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    cap.extend_from_slice(&(1u32 << 13).to_le_bytes());
+    cap.extend_from_slice(&[0; 12]);
+    let path = std::ffi::CString::new(bin.as_os_str().as_encoded_bytes()).unwrap();
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            cap.as_ptr().cast(),
+            cap.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    let lowers = vec![base.lower.clone()];
+    let (o, out, _, _) = overlay_run(
+        &base,
+        &lowers,
+        "fcaps",
+        "/caps/busybox grep CapEff /proc/self/status; /bin/busybox grep CapEff /proc/self/status",
+        |s| s.user = "1000:1000".into(),
+    );
+    assert!(o.status.success(), "{out}");
+    assert_eq!(
+        out,
+        "CapEff:\t0000000000002000\nCapEff:\t0000000000000000\n"
+    );
 }
