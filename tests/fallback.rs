@@ -830,17 +830,24 @@ fn archives_cannot_be_named_contexts_for_buildkit() {
 #[path = "normalize_images.rs"]
 mod images;
 
-/// A named-context OCI layout whose one layer GNU tar wrote in its own format: BuildKit
-/// rewrites such a layer keeping the GNU headers (Go writes a header in the format it was
-/// read in), which kiln's tar writer does not do.
-fn gnu_base(dir: &Path) -> PathBuf {
+/// A named-context OCI layout whose one layer GNU tar wrote in its own format, with a
+/// sparse file when `sparse`: BuildKit (Go's archive/tar) reads sparse files, kiln does not.
+fn gnu_base(dir: &Path, sparse: bool) -> PathBuf {
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("etc")).unwrap();
     std::fs::write(tree.join("etc/hostname"), "gnu\n").unwrap();
+    if sparse {
+        let f = std::fs::File::create(tree.join("etc/sparse")).unwrap();
+        f.set_len(1 << 20).unwrap();
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = f;
+        f.seek(SeekFrom::End(0)).unwrap();
+        f.write_all(b"x").unwrap();
+    }
     let layer = dir.join("layer.tar");
     run_ok(
         Command::new("tar")
-            .args(["--format=gnu", "--owner=0", "--group=0", "-cf"])
+            .args(["--format=gnu", "--sparse", "--owner=0", "--group=0", "-cf"])
             .arg(&layer)
             .arg("-C")
             .arg(&tree)
@@ -848,7 +855,11 @@ fn gnu_base(dir: &Path) -> PathBuf {
     );
     let bytes = std::fs::read(&layer).unwrap();
     let diff_id = kiln_digest::Digest::of(&bytes);
-    let layout = dir.join("gnu-layout");
+    let layout = dir.join(if sparse {
+        "sparse-layout"
+    } else {
+        "gnu-layout"
+    });
     images::oci_layout(
         &layout,
         &[bytes],
@@ -858,15 +869,47 @@ fn gnu_base(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn a_gnu_format_named_context_is_rewritten_natively() {
+    // BuildKit rewrites a named context's layers keeping GNU headers (see kiln-layer's
+    // gnu_rewrite test for the bytes against Go); kiln does it without the fallback.
+    let st = Standins::new(&["docker"]);
+    let layout = gnu_base(st.dir.path(), false);
+    let ctx = st.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
+    let out = st.out().join("gnu.tar");
+    let r = st
+        .kiln()
+        .args([
+            "build",
+            "--sde",
+            SDE,
+            "--fallback",
+            "never",
+            "--build-context",
+        ])
+        .arg(format!("gnubase=oci-layout://{}", layout.display()))
+        .arg("-o")
+        .arg(&out)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(out.exists());
+    assert!(st.calls().is_empty(), "{:?}", st.calls());
+}
+
+#[test]
 fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
     let st = Standins::new(&["docker"]);
-    let layout = gnu_base(st.dir.path());
+    let layout = gnu_base(st.dir.path(), true);
     let ctx = st.dir.path().join("ctx");
     std::fs::create_dir(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
     let context = format!("gnubase=oci-layout://{}", layout.display());
 
-    // Natively only: the layer kiln cannot rewrite is named, exit 2, nothing written.
+    // Natively only: the entry kiln cannot read is named, exit 2, nothing written.
     let out = st.out().join("never.tar");
     let r = st
         .kiln()
@@ -886,7 +929,10 @@ fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
         .unwrap();
     let (stdout, stderr) = text(&r);
     assert_eq!(r.status.code(), Some(2), "{stdout}\n{stderr}");
-    assert!(stderr.contains("needs the GNU tar format"), "{stderr}");
+    assert!(
+        stderr.contains("GNU sparse files are not supported"),
+        "{stderr}"
+    );
     assert!(!out.exists());
     assert!(st.calls().is_empty(), "{:?}", st.calls());
 
@@ -907,7 +953,10 @@ fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
         stderr.contains("BuildKit builds this image (kiln met a step it cannot do natively)"),
         "{stderr}"
     );
-    assert!(stderr.contains("needs the GNU tar format"), "{stderr}");
+    assert!(
+        stderr.contains("GNU sparse files are not supported"),
+        "{stderr}"
+    );
     let calls = st.calls();
     let build = calls.last().unwrap();
     assert_eq!(

@@ -365,6 +365,16 @@ pub fn normalize_path(parent: &str, p: &str, keep_slash: bool) -> String {
     new
 }
 
+/// A base layer that could not be applied: bad input, or beyond what kiln handles.
+fn apply_error(e: &layers::ApplyError, message: String) -> BuildError {
+    let kind = if e.is_unsupported() {
+        ErrorKind::Unsupported
+    } else {
+        ErrorKind::Input
+    };
+    BuildError::new(kind, message)
+}
+
 impl Builder<'_> {
     fn file(&self) -> &str {
         &self.opts.dockerfile_display
@@ -397,7 +407,7 @@ impl Builder<'_> {
         let mut tree = Tree::new();
         for l in &img.layers {
             layers::apply_layer_file(&mut tree, &l.path, &l.digest.to_string())
-                .map_err(|e| BuildError::input(format!("{}: {e}", img.reference)))?;
+                .map_err(|e| apply_error(&e, format!("{}: {e}", img.reference)))?;
         }
         let mut image = img.config.clone();
         let (layers_out, base_history) = if img.named_context {
@@ -876,7 +886,7 @@ impl Builder<'_> {
                     let mut t = Tree::new();
                     for l in &base.layers {
                         layers::apply_layer_file(&mut t, &l.path, &l.digest.to_string())
-                            .map_err(|e| BuildError::input(e.to_string()))?;
+                            .map_err(|e| apply_error(&e, e.to_string()))?;
                     }
                     (std::borrow::Cow::Owned(t), false)
                 }

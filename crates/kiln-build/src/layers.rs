@@ -32,6 +32,19 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// Whether the layer is valid but holds what kiln cannot handle (BuildKit could).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Tar {
+                source: kiln_layer::TarError::Unsupported { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// Cleans a tar entry name into a relative tree path; `None` if it would climb out.
 pub fn clean_entry_name(name: &[u8]) -> Option<Vec<u8>> {
     let mut parts: Vec<&[u8]> = Vec::new();

@@ -138,10 +138,10 @@ pub struct Header {
 }
 
 /// The blocks of one encoded header, in the order (and with the write boundaries) Go's
-/// writer produces them: optional PAX extended header block, its record data (unpadded) and
-/// padding, then the main header block.
+/// writer produces them: extension headers (a PAX extended header, or GNU long name and
+/// long link), each a block, its data (unpadded) and padding; then the main header block.
 pub struct EncodedHeader {
-    pub pax: Option<([u8; BLOCK], Vec<u8>)>,
+    pub ext: Vec<([u8; BLOCK], Vec<u8>)>,
     /// `None` only for a global PAX header, which is complete without a main block.
     pub main: Option<[u8; BLOCK]>,
 }
@@ -150,7 +150,7 @@ impl EncodedHeader {
     /// All bytes of the header, padding included.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(3 * BLOCK);
-        if let Some((blk, data)) = &self.pax {
+        for (blk, data) in &self.ext {
             out.extend_from_slice(blk);
             out.extend_from_slice(data);
             out.resize(out.len() + block_padding(data.len() as u64), 0);
@@ -367,6 +367,24 @@ impl Formatter {
         }
     }
 
+    /// Go's `formatNumeric` (GNU): octal when it fits, else base-256 (two's complement,
+    /// big-endian, top bit set), else octal 0 and an error.
+    fn numeric(&mut self, b: &mut [u8], x: i64) {
+        if fits_in_octal(b.len(), x) {
+            self.octal(b, x);
+        } else if fits_in_base256(b.len(), x) {
+            let mut v = x;
+            for c in b.iter_mut().rev() {
+                *c = v as u8;
+                v >>= 8;
+            }
+            b[0] |= 0x80;
+        } else {
+            self.octal(b, 0);
+            self.err = true;
+        }
+    }
+
     fn octal(&mut self, b: &mut [u8], mut x: i64) {
         if !fits_in_octal(b.len(), x) {
             x = 0;
@@ -431,32 +449,67 @@ fn finish_block(blk: &mut [u8; BLOCK]) {
     blk[F_CHKSUM.1 - 1] = b' ';
 }
 
-/// Go's `templateV7Plus` with the given string transform.
-fn template(h: &Header, name: &[u8], ascii_only: bool) -> [u8; BLOCK] {
+/// Sets the GNU magic and version and the checksum (Go's `setFormat(FormatGNU)`).
+fn finish_gnu_block(blk: &mut [u8; BLOCK]) {
+    field(blk, F_MAGIC).copy_from_slice(b"ustar ");
+    field(blk, F_VERSION).copy_from_slice(b" \0");
+    let (chksum, _) = checksums(blk);
+    let mut f = Formatter { err: false };
+    f.octal(&mut blk[F_CHKSUM.0..F_CHKSUM.0 + 7], chksum);
+    blk[F_CHKSUM.1 - 1] = b' ';
+}
+
+// GNU header fields after the device numbers.
+const F_GNU_ATIME: (usize, usize) = (345, 357);
+const F_GNU_CTIME: (usize, usize) = (357, 369);
+/// The name of GNU long name and long link entries.
+const GNU_LONG_LINK_NAME: &[u8] = b"././@LongLink";
+
+/// How `template` writes strings and numbers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// USTAR fields as written: strings as they are, numbers octal.
+    Ustar,
+    /// The main block of a PAX header: strings made ASCII, numbers octal.
+    PaxMain,
+    /// GNU: strings as they are, numbers octal or base-256.
+    Gnu,
+}
+
+/// Go's `templateV7Plus` with the string and number formatters of `style`.
+fn template(h: &Header, name: &[u8], style: Style) -> [u8; BLOCK] {
     let mut blk = [0u8; BLOCK];
     let mut f = Formatter { err: false };
     let conv = |s: &[u8]| {
-        if ascii_only {
+        if style == Style::PaxMain {
             to_ascii(s)
         } else {
             s.to_vec()
         }
     };
+    let num = |f: &mut Formatter, b: &mut [u8], x: i64| {
+        if style == Style::Gnu {
+            f.numeric(b, x)
+        } else {
+            f.octal(b, x)
+        }
+    };
     blk[F_TYPEFLAG] = h.typeflag;
     f.string(field(&mut blk, F_NAME), &conv(name));
     f.string(field(&mut blk, F_LINKNAME), &conv(&h.linkname));
-    f.octal(field(&mut blk, F_MODE), h.mode);
-    f.octal(field(&mut blk, F_UID), h.uid);
-    f.octal(field(&mut blk, F_GID), h.gid);
-    f.octal(field(&mut blk, F_SIZE), h.size);
-    f.octal(
+    num(&mut f, field(&mut blk, F_MODE), h.mode);
+    num(&mut f, field(&mut blk, F_UID), h.uid);
+    num(&mut f, field(&mut blk, F_GID), h.gid);
+    num(&mut f, field(&mut blk, F_SIZE), h.size);
+    num(
+        &mut f,
         field(&mut blk, F_MTIME),
         h.mtime.unwrap_or(Timestamp::EPOCH).secs,
     );
     f.string(field(&mut blk, F_UNAME), &conv(&h.uname));
     f.string(field(&mut blk, F_GNAME), &conv(&h.gname));
-    f.octal(field(&mut blk, F_DEVMAJOR), h.devmajor);
-    f.octal(field(&mut blk, F_DEVMINOR), h.devminor);
+    num(&mut f, field(&mut blk, F_DEVMAJOR), h.devmajor);
+    num(&mut f, field(&mut blk, F_DEVMINOR), h.devminor);
     blk
 }
 
@@ -675,20 +728,47 @@ impl Header {
         let (allowed, pax) = h.allowed_formats()?;
         if allowed.has(Format::USTAR) {
             Ok(EncodedHeader {
-                pax: None,
+                ext: Vec::new(),
                 main: Some(h.ustar_block()),
             })
         } else if allowed.has(Format::PAX) {
             Ok(h.pax_blocks(pax))
         } else {
-            // GNU is only needed for values neither USTAR nor PAX can hold (huge modes or
-            // device numbers); no image kiln reads or writes needs it.
-            Err(TarError::Unsupported {
-                name: String::from_utf8_lossy(&h.name).into_owned(),
-                message: "needs the GNU tar format (Go keeps the format of a header it read), \
-                          which kiln does not write"
-                    .into(),
-            })
+            // Only GNU is left: a header read from a GNU archive keeps its format (Go honours
+            // `Header.Format`), as when BuildKit rewrites such a layer.
+            Ok(h.gnu_blocks())
+        }
+    }
+
+    /// Go's `writeGNUHeader`: GNU long name / long link entries for names over 100 bytes,
+    /// then the main block with base-256 numbers where octal does not fit and the access
+    /// and change times. (Go's GNU sparse writing is disabled; kiln refuses sparse input.)
+    fn gnu_blocks(&self) -> EncodedHeader {
+        let mut ext = Vec::new();
+        for (value, flag) in [
+            (&self.name, typeflag::GNU_LONG_NAME),
+            (&self.linkname, typeflag::GNU_LONG_LINK),
+        ] {
+            if value.len() > NAME_SIZE {
+                let mut data = value.clone();
+                data.push(0);
+                let mut blk = raw_file_block(GNU_LONG_LINK_NAME, data.len() as i64, flag);
+                finish_gnu_block(&mut blk);
+                ext.push((blk, data));
+            }
+        }
+        let mut blk = template(self, &self.name, Style::Gnu);
+        let mut f = Formatter { err: false };
+        if let Some(t) = self.atime {
+            f.numeric(field(&mut blk, F_GNU_ATIME), t.secs);
+        }
+        if let Some(t) = self.ctime {
+            f.numeric(field(&mut blk, F_GNU_CTIME), t.secs);
+        }
+        finish_gnu_block(&mut blk);
+        EncodedHeader {
+            ext,
+            main: Some(blk),
         }
     }
 
@@ -697,7 +777,7 @@ impl Header {
             Some((p, n)) => (p, n),
             None => (&[][..], &self.name[..]),
         };
-        let mut blk = template(self, name, false);
+        let mut blk = template(self, name, Style::Ustar);
         Formatter { err: false }.string(field(&mut blk, F_PREFIX), prefix);
         finish_block(&mut blk);
         blk
@@ -725,16 +805,16 @@ impl Header {
             finish_block(&mut blk);
             if is_global {
                 return EncodedHeader {
-                    pax: Some((blk, data)),
+                    ext: vec![(blk, data)],
                     main: None,
                 };
             }
             ext = Some((blk, data));
         }
-        let mut blk = template(self, &self.name, true);
+        let mut blk = template(self, &self.name, Style::PaxMain);
         finish_block(&mut blk);
         EncodedHeader {
-            pax: ext,
+            ext: ext.into_iter().collect(),
             main: Some(blk),
         }
     }
@@ -779,7 +859,7 @@ mod tests {
     fn ustar_block_matches_go_layout() {
         let h = hdr("base/base.txt", typeflag::REG, 0o644, 19, 1445412480);
         let enc = h.encode().unwrap();
-        assert!(enc.pax.is_none());
+        assert!(enc.ext.is_empty());
         let b = enc.main.unwrap();
         assert_eq!(&b[0..13], b"base/base.txt");
         assert_eq!(&b[100..108], b"0000644\0");
@@ -805,7 +885,7 @@ mod tests {
         );
         let h = hdr(&name, typeflag::DIR, 0o755, 0, 1600000000);
         let enc = h.encode().unwrap();
-        assert!(enc.pax.is_none());
+        assert!(enc.ext.is_empty());
         let (p, n) = split_ustar_path(name.as_bytes()).unwrap();
         assert_eq!(&enc.main.unwrap()[345..345 + p.len()], p);
         assert_eq!(&enc.main.unwrap()[..n.len()], n);
@@ -816,7 +896,7 @@ mod tests {
         let name = "app/ünïcødé-файл-文件.txt";
         let h = hdr(name, typeflag::REG, 0o644, 11, 1600000000);
         let enc = h.encode().unwrap();
-        let (blk, data) = enc.pax.unwrap();
+        let (blk, data) = enc.ext.into_iter().next().unwrap();
         assert_eq!(&blk[..29], b"app/PaxHeaders.0/ncd--.txt\0\0\0");
         assert_eq!(&blk[329..345], &[0u8; 16]);
         let rec = format!("{} path={}\n", 44, name);
@@ -847,14 +927,14 @@ mod tests {
         });
         h.format = Format::PAX;
         let enc = h.encode().unwrap();
-        let (_, data) = enc.pax.unwrap();
+        let (_, data) = enc.ext.into_iter().next().unwrap();
         assert_eq!(data, b"14 mtime=5.12\n");
         // Unknown format rounds the time instead.
         h.format = Format::UNKNOWN;
-        assert!(h.encode().unwrap().pax.is_none());
+        assert!(h.encode().unwrap().ext.is_empty());
         let mut h = hdr("f", typeflag::REG, 0o644, 0, 5);
         h.uid = 1 << 21;
-        let (_, data) = h.encode().unwrap().pax.unwrap();
+        let (_, data) = h.encode().unwrap().ext.into_iter().next().unwrap();
         assert_eq!(data, b"15 uid=2097152\n");
     }
 

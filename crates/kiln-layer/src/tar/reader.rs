@@ -171,18 +171,18 @@ impl<R: Read> TarReader<R> {
                     }
                 }
                 typeflag::GNU_SPARSE => {
-                    return Err(TarError::header(
-                        &hdr.name,
-                        "GNU sparse files are not supported",
-                    ));
+                    return Err(TarError::Unsupported {
+                        name: String::from_utf8_lossy(&hdr.name).into_owned(),
+                        message: "GNU sparse files are not supported".into(),
+                    });
                 }
                 _ => {
                     if let Some(records) = &pax {
                         if records.keys().any(|k| k.starts_with(b"GNU.sparse.")) {
-                            return Err(TarError::header(
-                                &hdr.name,
-                                "PAX sparse files are not supported",
-                            ));
+                            return Err(TarError::Unsupported {
+                                name: String::from_utf8_lossy(&hdr.name).into_owned(),
+                                message: "PAX sparse files are not supported".into(),
+                            });
                         }
                         self.merge_pax(&mut hdr, records)?;
                     }

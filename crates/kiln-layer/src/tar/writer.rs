@@ -53,7 +53,10 @@ impl<W: Write> TarWriter<W> {
     pub fn write_header(&mut self, h: &Header) -> Result<(), TarError> {
         self.flush_entry()?;
         let enc = h.encode()?;
-        if let Some((blk, data)) = &enc.pax {
+        for (blk, data) in &enc.ext {
+            // Each extension header is a file of its own: its padding is written before
+            // the next block, as Go's Flush does.
+            self.flush_entry()?;
             self.w.write_all(blk)?;
             if !data.is_empty() {
                 self.w.write_all(data)?;
