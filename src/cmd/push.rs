@@ -51,7 +51,9 @@ Examples:
   kiln push image.tar registry.example/app:1.2
   kiln push --chunk-size 5242880 layout-dir registry.example/app@sha256:...
 
-Credentials come from Docker's config.json ($DOCKER_CONFIG, else ~/.docker).";
+Credentials come from Docker's config.json ($DOCKER_CONFIG, else ~/.docker): a
+credHelpers entry for the registry, else credsStore (both run docker-credential-NAME
+as Docker does), else \"auths\" (docker login / podman login --authfile).";
 
 pub fn run(a: PushArgs) -> CliResult {
     let r = parse_reference(&a.reference)?;

@@ -268,25 +268,33 @@ impl DockerConfig {
     }
 
     /// Credentials for a registry host, looked up the way Docker does (keys may carry a
-    /// scheme and path, and Docker Hub answers to several names). Credential helpers and
-    /// stores are external programs kiln does not run: a host that needs one is an error,
-    /// not silently anonymous.
+    /// scheme and path, and Docker Hub answers to several names): a helper named for the
+    /// host in `credHelpers`, else the `credsStore` helper, else `auths`. Helpers are run as
+    /// Docker runs them (`docker-credential-NAME get`, the server on stdin).
     pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
         let want = canonical_host(registry);
         let err = |reason: String| Error::Credentials {
             path: self.path.clone(),
             reason,
         };
-        if let Some((key, helper)) = self
+        let helper = self
             .file
             .cred_helpers
             .iter()
             .find(|(k, _)| canonical_host(k) == want)
-        {
-            return Err(err(format!(
-                "credHelpers names docker-credential-{helper} for {key}; credential helpers are \
-                 not supported by kiln: put the credentials in \"auths\" instead"
-            )));
+            .map(|(_, h)| h.as_str())
+            .or(self.file.creds_store.as_deref())
+            .filter(|h| !h.is_empty());
+        if let Some(helper) = helper {
+            // Docker asks its store for Docker Hub under the index server's URL.
+            let server = if want == "docker.io" {
+                "https://index.docker.io/v1/"
+            } else {
+                registry
+            };
+            if let Some(c) = run_helper(helper, server).map_err(err)? {
+                return Ok(Some(c));
+            }
         }
         let Some((key, entry)) = self
             .file
@@ -332,14 +340,72 @@ impl DockerConfig {
                 password: p.clone(),
             }));
         }
-        match &self.file.creds_store {
-            Some(store) if !store.is_empty() => Err(err(format!(
-                "the credentials for {key} are in credsStore {store:?} \
-                 (docker-credential-{store}), which kiln does not support: put them in \"auths\""
-            ))),
-            _ => Ok(None),
-        }
+        Ok(None)
     }
+}
+
+/// What a credential helper prints for `get`.
+#[derive(Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// The message helpers print (exiting non-zero) when they hold nothing for the server.
+const HELPER_NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// `docker-credential-<helper> get` for `server`, by the credential helper protocol:
+/// `Ok(None)` when the helper has nothing for it.
+fn run_helper(helper: &str, server: &str) -> std::result::Result<Option<Credentials>, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program} (named by the Docker config): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is judged by its output below.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        if stdout.trim() == HELPER_NOT_FOUND {
+            return Ok(None);
+        }
+        let said = [stdout.trim(), String::from_utf8_lossy(&out.stderr).trim()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(format!(
+            "{program} get {server} failed ({}): {said}",
+            out.status
+        ));
+    }
+    let reply: HelperReply = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{program} get {server}: not the helper protocol's JSON: {e}"))?;
+    if reply.username == "<token>" {
+        return Err(format!(
+            "{program} gives an identity token for {server}, which kiln does not support; \
+             log in with a username and password"
+        ));
+    }
+    if reply.username.is_empty() && reply.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: reply.username,
+        password: reply.secret,
+    }))
 }
 
 /// Docker's `ConvertToHostname` plus Docker Hub's aliases.
@@ -426,22 +492,24 @@ mod tests {
     }
 
     #[test]
-    fn helpers_stores_and_bad_entries_are_clear_errors() {
-        let c = config(r#"{"credHelpers":{"gcr.io":"gcloud"},"auths":{"gcr.io":{}}}"#);
+    fn missing_helpers_and_bad_entries_are_clear_errors() {
+        // (Helpers that exist are run in tests/registry_auth.rs.)
+        let c = config(r#"{"credHelpers":{"gcr.io":"kiln-test-absent"},"auths":{"gcr.io":{}}}"#);
         let e = c.credentials_for("gcr.io").unwrap_err().to_string();
         assert!(
-            e.contains("/cfg/config.json") && e.contains("docker-credential-gcloud"),
+            e.contains("/cfg/config.json")
+                && e.contains("cannot run docker-credential-kiln-test-absent"),
             "{e}"
         );
-
-        let c = config(r#"{"credsStore":"desktop","auths":{"https://index.docker.io/v1/":{}}}"#);
-        let e = c.credentials_for("docker.io").unwrap_err().to_string();
-        assert!(e.contains("credsStore \"desktop\""), "{e}");
         assert_eq!(
             c.credentials_for("quay.io").unwrap(),
             None,
-            "not in the store: anonymous"
+            "no helper for it"
         );
+
+        let c = config(r#"{"credsStore":"kiln-test-absent"}"#);
+        let e = c.credentials_for("quay.io").unwrap_err().to_string();
+        assert!(e.contains("docker-credential-kiln-test-absent"), "{e}");
 
         let c = config(r#"{"auths":{"x.io":{"auth":"!!!"},"y.io":{"auth":"bm9jb2xvbg=="}}}"#);
         assert!(c
