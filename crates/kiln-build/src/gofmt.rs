@@ -2,64 +2,7 @@
 //! runes, `%v` of slices and maps, `time.Duration.String`). The history strings are part of
 //! the config blob, so they must match byte for byte.
 
-/// Go's `strconv.Quote`.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        push_escaped(&mut out, c, '"');
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `strconv.QuoteRune` (what `%q` prints for an integer).
-pub fn quote_rune(r: i64) -> String {
-    let c = u32::try_from(r)
-        .ok()
-        .and_then(char::from_u32)
-        .unwrap_or('\u{fffd}');
-    let mut out = String::from("'");
-    push_escaped(&mut out, c, '\'');
-    out.push('\'');
-    out
-}
-
-fn push_escaped(out: &mut String, c: char, quote: char) {
-    match c {
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        '\\' => out.push_str("\\\\"),
-        c if c == quote => {
-            out.push('\\');
-            out.push(c);
-        }
-        c if is_print(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-        c => out.push_str(&format!("\\U{:08x}", c as u32)),
-    }
-}
-
-/// An approximation of Go's `unicode.IsPrint` good for everything a Dockerfile holds:
-/// ASCII printable, and non-control, non-separator Unicode (U+00A0 and friends excluded).
-fn is_print(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
-    }
-    !(c.is_control()
-        || matches!(u, 0xa0 | 0xad | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f | 0x3000 | 0xfeff | 0xfff9..=0xfffb)
-        || (0xe000..=0xf8ff).contains(&u)
-        || (0xd800..=0xdfff).contains(&u)
-        || u == 0xfffe
-        || u == 0xffff)
-}
+pub use kiln_dockerfile::{go_quote as quote, go_quote_rune as quote_rune};
 
 /// `%q` of a `[]string`: `["a" "b"]`.
 pub fn quote_list(items: &[String]) -> String {

@@ -34,6 +34,9 @@ pub use error::ParseError;
 pub use expand::{ExpandError, Expanded, ExpandedFrom, ExpandedRun};
 /// Go's `path/filepath.Match` (Unix), which BuildKit also uses for COPY wildcards.
 pub use gocompat::filepath::{matches as filepath_match, BadPattern};
+/// Go's `strconv.Quote` and `strconv.QuoteRune` (what `%q` prints), with Go's notion of a
+/// printable rune: BuildKit writes them into history lines and messages.
+pub use gocompat::strconv::{quote as go_quote, quote_rune as go_quote_rune};
 pub use heredoc::{chomp_content, Heredoc};
 pub use ignore::{
     find_dockerignore, read_patterns, IgnoreError, IgnoreMatcher, MatchInfo, WalkDecision,
