@@ -868,65 +868,60 @@ fn gnu_base(dir: &Path, sparse: bool) -> PathBuf {
     layout
 }
 
+/// `kiln build` of `FROM gnubase` + COPY with `gnubase` bound to `layout`, and `fallback`.
+fn build_on(st: &Standins, layout: &Path, fallback: &str, out: &Path) -> (Output, String) {
+    let ctx = st.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
+    let context = format!("gnubase=oci-layout://{}", layout.display());
+    let r = st
+        .kiln()
+        .args([
+            "build",
+            "--sde",
+            SDE,
+            "--fallback",
+            fallback,
+            "--build-context",
+        ])
+        .arg(&context)
+        .arg("-o")
+        .arg(out)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    (r, context)
+}
+
 #[test]
 fn a_gnu_format_named_context_is_rewritten_natively() {
     // BuildKit rewrites a named context's layers keeping GNU headers (see kiln-layer's
     // gnu_rewrite test for the bytes against Go); kiln does it without the fallback.
     let st = Standins::new(&["docker"]);
     let layout = gnu_base(st.dir.path(), false);
-    let ctx = st.dir.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
     let out = st.out().join("gnu.tar");
-    let r = st
-        .kiln()
-        .args([
-            "build",
-            "--sde",
-            SDE,
-            "--fallback",
-            "never",
-            "--build-context",
-        ])
-        .arg(format!("gnubase=oci-layout://{}", layout.display()))
-        .arg("-o")
-        .arg(&out)
-        .arg(&ctx)
-        .output()
-        .unwrap();
+    let (r, _) = build_on(&st, &layout, "never", &out);
     let (stdout, stderr) = text(&r);
     assert_eq!(r.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(out.exists());
     assert!(st.calls().is_empty(), "{:?}", st.calls());
+    // The base layer was rewritten and is still GNU tar, as BuildKit leaves it.
+    let listing = run_ok(Command::new("tar").arg("-xOf").arg(&out).arg("manifest.json"));
+    let records: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    let base = records[0]["Layers"][0].as_str().unwrap();
+    let blob = run_ok(Command::new("tar").arg("-xOf").arg(&out).arg(base)).stdout;
+    let mut layer = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut layer).unwrap();
+    assert_eq!(&layer[257..265], b"ustar  \0");
 }
 
 #[test]
 fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
     let st = Standins::new(&["docker"]);
     let layout = gnu_base(st.dir.path(), true);
-    let ctx = st.dir.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM gnubase\nCOPY Dockerfile /x\n").unwrap();
-    let context = format!("gnubase=oci-layout://{}", layout.display());
 
     // Natively only: the entry kiln cannot read is named, exit 2, nothing written.
     let out = st.out().join("never.tar");
-    let r = st
-        .kiln()
-        .args([
-            "build",
-            "--sde",
-            SDE,
-            "--fallback",
-            "never",
-            "--build-context",
-        ])
-        .arg(&context)
-        .arg("-o")
-        .arg(&out)
-        .arg(&ctx)
-        .output()
-        .unwrap();
+    let (r, _) = build_on(&st, &layout, "never", &out);
     let (stdout, stderr) = text(&r);
     assert_eq!(r.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
@@ -938,15 +933,7 @@ fn auto_hands_a_step_the_plan_did_not_foresee_to_buildkit() {
 
     // auto: the native engine gives up at that layer and BuildKit (the stand-in) builds it.
     let out = st.out().join("auto.tar");
-    let r = st
-        .kiln()
-        .args(["build", "--sde", SDE, "--build-context"])
-        .arg(&context)
-        .arg("-o")
-        .arg(&out)
-        .arg(&ctx)
-        .output()
-        .unwrap();
+    let (r, context) = build_on(&st, &layout, "auto", &out);
     let (stdout, stderr) = text(&r);
     assert_eq!(r.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(

@@ -441,18 +441,17 @@ pub(crate) fn checksums(blk: &[u8; BLOCK]) -> (i64, i64) {
 
 /// Sets the USTAR magic (also used for PAX) and the checksum, like Go's `block.setFormat`.
 fn finish_block(blk: &mut [u8; BLOCK]) {
-    field(blk, F_MAGIC).copy_from_slice(b"ustar\0");
-    field(blk, F_VERSION).copy_from_slice(b"00");
-    let (chksum, _) = checksums(blk);
-    let mut f = Formatter { err: false };
-    f.octal(&mut blk[F_CHKSUM.0..F_CHKSUM.0 + 7], chksum);
-    blk[F_CHKSUM.1 - 1] = b' ';
+    set_format(blk, b"ustar\0", b"00");
 }
 
 /// Sets the GNU magic and version and the checksum (Go's `setFormat(FormatGNU)`).
 fn finish_gnu_block(blk: &mut [u8; BLOCK]) {
-    field(blk, F_MAGIC).copy_from_slice(b"ustar ");
-    field(blk, F_VERSION).copy_from_slice(b" \0");
+    set_format(blk, b"ustar ", b" \0");
+}
+
+fn set_format(blk: &mut [u8; BLOCK], magic: &[u8; 6], version: &[u8; 2]) {
+    field(blk, F_MAGIC).copy_from_slice(magic);
+    field(blk, F_VERSION).copy_from_slice(version);
     let (chksum, _) = checksums(blk);
     let mut f = Formatter { err: false };
     f.octal(&mut blk[F_CHKSUM.0..F_CHKSUM.0 + 7], chksum);
