@@ -905,7 +905,12 @@ fn a_gnu_format_named_context_is_rewritten_natively() {
     assert_eq!(r.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(st.calls().is_empty(), "{:?}", st.calls());
     // The base layer was rewritten and is still GNU tar, as BuildKit leaves it.
-    let listing = run_ok(Command::new("tar").arg("-xOf").arg(&out).arg("manifest.json"));
+    let listing = run_ok(
+        Command::new("tar")
+            .arg("-xOf")
+            .arg(&out)
+            .arg("manifest.json"),
+    );
     let records: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
     let base = records[0]["Layers"][0].as_str().unwrap();
     let blob = run_ok(Command::new("tar").arg("-xOf").arg(&out).arg(base)).stdout;

@@ -128,13 +128,18 @@ impl ImageSource {
         let Ok(records) = serde_json::from_slice::<Vec<DockerManifestRecord>>(&mj) else {
             return Ok(out);
         };
-        for rec in records {
+        // Each member is looked at once, however often manifest.json lists it.
+        let mut seen = std::collections::BTreeSet::new();
+        for rec in &records {
             let config: Option<ImageConfig> = self
                 .read_small(&rec.config)?
                 .and_then(|b| serde_json::from_slice(&b).ok());
             let diff_ids = config.as_ref().map_or(&[][..], |c| c.diff_ids());
             for (i, member) in rec.layers.iter().enumerate() {
                 let member = member.trim_start_matches("./");
+                if !seen.insert(member) {
+                    continue;
+                }
                 if let Some(d) = self.legacy_layer_digest(member, diff_ids.get(i))? {
                     out.insert(d, member.to_string());
                 }
