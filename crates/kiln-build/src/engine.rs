@@ -365,6 +365,9 @@ pub fn normalize_path(parent: &str, p: &str, keep_slash: bool) -> String {
     new
 }
 
+/// Where a layer's tar stream goes on its way to the blob store.
+type LayerSink = kiln_layer::pipeline::Handoff<std::io::BufWriter<std::fs::File>>;
+
 /// A base layer that could not be applied: bad input, or beyond what kiln handles.
 fn apply_error(e: &layers::ApplyError, message: String) -> BuildError {
     let kind = if e.is_unsupported() {
@@ -470,22 +473,19 @@ impl Builder<'_> {
         })
     }
 
-    /// Streams a layer into the blob store: `body` writes the tar entries; digests and
-    /// compression come from the [`LayerWriter`].
+    /// Streams a layer into the blob store: `body` writes the tar entries; digests come from
+    /// the [`LayerWriter`], compression runs beside it on the other cores.
     fn store_layer(
         &self,
-        body: impl FnOnce(&mut LayerWriter<std::io::BufWriter<std::fs::File>>) -> Result<(), BuildError>,
+        body: impl FnOnce(&mut LayerWriter<LayerSink>) -> Result<(), BuildError>,
     ) -> Result<LayerRecord, BuildError> {
         let tmp = self.opts.store.temp_file()?;
         let file = tmp.reopen()?;
-        let mut lw = LayerWriter::new(
+        let (w, info) = kiln_layer::pipeline::write_layer(
             std::io::BufWriter::with_capacity(1 << 20, file),
             self.opts.compression,
-        );
-        body(&mut lw)?;
-        let (w, info) = lw
-            .finish()
-            .map_err(|e| BuildError::env(format!("writing a layer: {e}")))?;
+            body,
+        )?;
         w.into_inner().map_err(|e| e.into_error())?;
         self.opts.store.adopt(tmp, &info.digest)?;
         Ok(new_record(info))

@@ -75,6 +75,12 @@ impl From<kiln_dockerfile::ParseError> for BuildError {
     }
 }
 
+impl From<kiln_layer::pipeline::PipelineError> for BuildError {
+    fn from(e: kiln_layer::pipeline::PipelineError) -> BuildError {
+        BuildError::env(format!("writing a layer: {e}"))
+    }
+}
+
 impl From<std::io::Error> for BuildError {
     fn from(e: std::io::Error) -> BuildError {
         BuildError::env(e.to_string())

@@ -8,11 +8,13 @@
 //! - [`order`]: the entry order of a layer (depth-first, names sorted by bytes);
 //! - [`compress`]: the one place that picks the gzip implementation;
 //! - [`layer`]: streaming a layer into a blob while computing its diff_id and digest;
+//! - [`pipeline`]: the same with the compression on other cores than the tar stream;
 //! - [`rewrite`]: BuildKit's timestamp-clamping re-serialisation of an existing layer.
 
 pub mod compress;
 pub mod layer;
 pub mod order;
+pub mod pipeline;
 pub mod rewrite;
 pub mod tar;
 

@@ -65,6 +65,12 @@ impl Error {
     }
 }
 
+impl From<kiln_layer::pipeline::PipelineError> for Error {
+    fn from(e: kiln_layer::pipeline::PipelineError) -> Error {
+        Error::env(e.to_string())
+    }
+}
+
 impl From<kiln_image::ImageError> for Error {
     fn from(e: kiln_image::ImageError) -> Error {
         match e {

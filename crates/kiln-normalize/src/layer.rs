@@ -396,14 +396,9 @@ impl LayerIndex {
         let mut order: Vec<usize> = (0..n).filter(|&i| !removed[i]).collect();
         order.sort_by(|&a, &b| cmp_paths(&self.entries[a].path, &self.entries[b].path));
 
-        let (w, info) = if opts.compression == Compression::Uncompressed {
-            let mut lw = LayerWriter::new(out, opts.compression);
-            self.emit(&order, &role, &mut lw)?;
-            lw.finish()
-                .map_err(|e| Error::env(format!("cannot finish the layer: {e}")))?
-        } else {
-            crate::pipeline::write_layer(out, opts.compression, |lw| self.emit(&order, &role, lw))?
-        };
+        let (w, info) = kiln_layer::pipeline::write_layer(out, opts.compression, |lw| {
+            self.emit(&order, &role, lw)
+        })?;
         Ok((w, info, self.stats))
     }
     /// Writes the entries in `order` (hard links as `role` says) to `lw`.

@@ -12,7 +12,6 @@
 //! - [`scrub`]: the opt-in, data-driven rules that remove or rewrite files known to differ
 //!   between otherwise equal builds;
 //! - [`layer`]: normalizing one layer with memory that does not grow with its size;
-//! - [`pipeline`]: compression on its own core, fed the exact writes of the tar writer;
 //! - [`image`]: all layers in parallel, then config and manifest.
 
 pub mod error;
@@ -20,7 +19,6 @@ pub mod image;
 pub mod input;
 pub mod layer;
 pub mod names;
-pub mod pipeline;
 pub mod scrub;
 pub mod source;
 
