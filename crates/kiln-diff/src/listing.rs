@@ -77,7 +77,7 @@ pub struct Listing {
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
 /// Reads a layer blob into a listing.
-pub fn scan<R: Read>(blob: R, expected: &Expected) -> Result<Listing> {
+pub fn scan<R: Read + Send>(blob: R, expected: &Expected) -> Result<Listing> {
     let (entries, digests) = read_layer(blob, expected, |tar| {
         let mut tr = TarReader::new(BufReader::with_capacity(1 << 16, tar));
         let mut out = Vec::new();

@@ -85,7 +85,7 @@ pub struct NormalizedLayer {
 
 /// Reads the blob from `blob` (verifying it against `expected`), spills file data to
 /// `spill` and writes the canonical layer to `out`.
-pub fn normalize_layer<R: Read, W: Write + Send>(
+pub fn normalize_layer<R: Read + Send, W: Write + Send>(
     blob: R,
     expected: &Expected,
     spill: File,

@@ -4,6 +4,7 @@
 //! layer is read exactly once.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use kiln_digest::{Digest, Hasher};
 use kiln_image::import::ImageSource;
@@ -84,15 +85,27 @@ impl<R: Read> Read for Tap<'_, R> {
     }
 }
 
-/// Decompresses the blob read from `raw` and hands the tar stream to `f`; then reads
-/// whatever `f` left (trailing bytes belong to the digests too) and checks digest, size and
-/// diff_id. When `f` fails on a blob that does not match its digest, the mismatch is
-/// reported instead: it is the better explanation.
-pub fn read_layer<R: Read, T>(
-    raw: R,
-    expected: &Expected,
-    f: impl FnOnce(&mut dyn Read) -> Result<T>,
-) -> Result<(T, ReadDigests)> {
+/// Decompressed bytes handed from the reading thread to `f`, per message.
+const CHUNK: usize = 256 << 10;
+/// Messages in flight: bounds the memory between the two threads to about 2 MiB.
+const QUEUE: usize = 8;
+
+/// What the reading thread found.
+struct Produced {
+    digest: Digest,
+    size: u64,
+    diff_id: Digest,
+    uncompressed_size: u64,
+    compression: BlobCompression,
+    /// Reading the blob's end failed (after the tar stream, or after `f` stopped).
+    drained: io::Result<()>,
+}
+
+/// Reads `raw` to its end on its own thread: hashes it, decompresses it, hashes the tar and
+/// sends the tar's bytes to `tx` (an error of the decoder is sent too, where `f` sees it).
+/// When the receiver is gone (`f` failed), the rest of the blob is still read and hashed,
+/// so that a digest mismatch can explain the failure.
+fn produce<R: Read>(raw: R, tx: SyncSender<io::Result<Vec<u8>>>) -> Result<Produced> {
     let mut blob_hasher = Hasher::new();
     let mut tar_hasher = Hasher::new();
     let mut tap = Tap {
@@ -104,7 +117,7 @@ pub fn read_layer<R: Read, T>(
         Ok(head) => BlobCompression::sniff(head),
         Err(e) => return Err(Error::input(format!("cannot read the layer: {e}"))),
     };
-    let outcome = {
+    {
         let decoder: Box<dyn Read + '_> = match compression {
             BlobCompression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut br)),
             BlobCompression::Zstd => Box::new(
@@ -118,15 +131,25 @@ pub fn read_layer<R: Read, T>(
             inner: decoder,
             hasher: (compression != BlobCompression::None).then_some(&mut tar_hasher),
         };
-        match f(&mut tar) {
-            Ok(t) => io::copy(&mut tar, &mut io::sink())
-                .map(|_| t)
-                .map_err(|e| Error::input(format!("cannot decompress the layer: {e}"))),
-            Err(e) => Err(e),
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let msg = match kiln_layer::tar::read_full(&mut tar, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(chunk)
+                }
+                Err(e) => Err(e),
+            };
+            let failed = msg.is_err();
+            if tx.send(msg).is_err() || failed {
+                break;
+            }
         }
-    };
+    }
+    drop(tx);
     // The rest of the blob (a decoder may stop before the end of its input).
-    let drained = io::copy(&mut br, &mut io::sink());
+    let drained = io::copy(&mut br, &mut io::sink()).map(drop);
     drop(br);
     drop(tap);
     let (digest, size) = blob_hasher.finish();
@@ -134,43 +157,112 @@ pub fn read_layer<R: Read, T>(
         BlobCompression::None => (digest, size),
         _ => tar_hasher.finish(),
     };
-    if let Err(e) = drained {
-        return Err(outcome
-            .err()
-            .unwrap_or_else(|| Error::input(format!("cannot read the layer: {e}"))));
-    }
-    if let Some(want) = expected.size {
-        if size != want {
-            return Err(Error::input(format!(
-                "the blob is {size} bytes, the manifest says {want}"
-            )));
+    Ok(Produced {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+        compression,
+        drained,
+    })
+}
+
+/// The tar stream as the reading thread sends it.
+struct Received {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Received {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
         }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
-    if let Some(want) = expected.digest {
-        if digest != want {
-            return Err(Error::input(format!(
-                "the blob's content has digest {digest}, not the {want} the manifest names (corrupt or tampered)"
-            )));
+}
+
+/// Decompresses the blob read from `raw` and hands the tar stream to `f`; then reads
+/// whatever `f` left (trailing bytes belong to the digests too) and checks digest, size and
+/// diff_id. Reading, hashing and decompressing run on a thread of their own, beside `f`.
+/// When `f` fails on a blob that does not match its digest, the mismatch is reported
+/// instead: it is the better explanation.
+pub fn read_layer<R: Read + Send, T>(
+    raw: R,
+    expected: &Expected,
+    f: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<(T, ReadDigests)> {
+    let (tx, rx) = sync_channel(QUEUE);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || produce(raw, tx));
+        let mut tar = Received {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        let outcome = match f(&mut tar) {
+            Ok(t) => io::copy(&mut tar, &mut io::sink())
+                .map(|_| t)
+                .map_err(|e| Error::input(format!("cannot decompress the layer: {e}"))),
+            Err(e) => Err(e),
+        };
+        // Lets a producer blocked on a full queue see that nobody listens any more.
+        drop(tar);
+        let p = producer
+            .join()
+            .map_err(|_| Error::env("the layer reading thread panicked"))??;
+        if let Err(e) = p.drained {
+            return Err(outcome
+                .err()
+                .unwrap_or_else(|| Error::input(format!("cannot read the layer: {e}"))));
         }
-    }
-    let value = outcome?;
-    if let Some(want) = expected.diff_id {
-        if diff_id != want {
-            return Err(Error::input(format!(
-                "the uncompressed layer has digest {diff_id}, but the config's diff_id is {want}"
-            )));
+        if let Some(want) = expected.size {
+            if p.size != want {
+                return Err(Error::input(format!(
+                    "the blob is {} bytes, the manifest says {want}",
+                    p.size
+                )));
+            }
         }
-    }
-    Ok((
-        value,
-        ReadDigests {
-            digest,
-            size,
-            diff_id,
-            uncompressed_size,
-            compression,
-        },
-    ))
+        if let Some(want) = expected.digest {
+            if p.digest != want {
+                return Err(Error::input(format!(
+                    "the blob's content has digest {}, not the {want} the manifest names (corrupt or tampered)",
+                    p.digest
+                )));
+            }
+        }
+        let value = outcome?;
+        if let Some(want) = expected.diff_id {
+            if p.diff_id != want {
+                return Err(Error::input(format!(
+                    "the uncompressed layer has digest {}, but the config's diff_id is {want}",
+                    p.diff_id
+                )));
+            }
+        }
+        Ok((
+            value,
+            ReadDigests {
+                digest: p.digest,
+                size: p.size,
+                diff_id: p.diff_id,
+                uncompressed_size: p.uncompressed_size,
+                compression: p.compression,
+            },
+        ))
+    })
 }
 
 #[cfg(test)]
