@@ -414,3 +414,122 @@ fn progress_is_plain_lines_off_a_terminal_and_nothing_when_quiet() {
     );
     assert_eq!(sha256_file(&s.path("a.tar")), sha256_file(&s.path("c.tar")));
 }
+
+/// Copies every blob of the OCI layout `from` into `to/blobs/sha256`.
+fn copy_blobs(from: &Path, to: &Path) {
+    let dest = to.join("blobs/sha256");
+    std::fs::create_dir_all(&dest).unwrap();
+    for e in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+    }
+}
+
+/// The one manifest descriptor of a kiln-built OCI layout.
+fn only_manifest(layout: &Path) -> serde_json::Value {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0].clone()
+}
+
+#[test]
+fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
+    let Some(reg) = Registry::start(None) else {
+        return;
+    };
+    let s = Scratch::new();
+    // Two single-platform images, kiln-built, and an OCI layout holding both under an index,
+    // as `docker buildx` or `skopeo copy --all` lay them out.
+    let ctx = s.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "multi\n").unwrap();
+    let multi = s.path("multi");
+    let mut entries = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let out = s.path(&platform.replace('/', "-"));
+        Run::ok(
+            s.kiln()
+                .args(["build", "--progress", "quiet", "--sde", "1700000000"])
+                .args(["--platform", platform, "--format", "oci-dir", "-o"])
+                .arg(&out)
+                .arg(&ctx),
+        );
+        copy_blobs(&out, &multi);
+        let mut m = only_manifest(&out);
+        m.as_object_mut().unwrap().remove("annotations");
+        entries.push(m);
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let index_digest = format!("sha256:{}", sha256_hex(&index));
+    std::fs::write(multi.join("blobs/sha256").join(&index_digest[7..]), &index).unwrap();
+    std::fs::write(
+        multi.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": index.len()}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        multi.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let reference = format!("{}/multi:v1", reg.addr);
+
+    // Without a choice: refused, and the message says how to push it all.
+    let refused = Run::of(
+        s.kiln()
+            .args(["push", "--progress", "quiet"])
+            .arg(&multi)
+            .arg(&reference),
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--all-platforms"),
+        "{}",
+        refused.stderr
+    );
+
+    let pushed = Run::ok(
+        s.kiln()
+            .args(["push", "--progress", "quiet", "--all-platforms"])
+            .arg(&multi)
+            .arg(&reference),
+    );
+    assert_eq!(pushed.image_digest(), index_digest);
+    // The registry serves the index under the tag, and each platform's image by digest.
+    if let Some(raw) = skopeo_raw(&format!("docker://{reference}")) {
+        assert_eq!(format!("sha256:{}", sha256_hex(&raw)), index_digest);
+    }
+    for (platform, entry) in ["linux/amd64", "linux/arm64"].iter().zip(&entries) {
+        let pulled = Run::ok(
+            s.kiln()
+                .args(["pull", "--progress", "quiet", "--platform", platform])
+                .arg("-o")
+                .arg(s.path(&format!("pulled-{}.tar", platform.replace('/', "-"))))
+                .arg(format!("{}/multi@{index_digest}", reg.addr)),
+        );
+        assert_eq!(pulled.image_digest(), entry["digest"].as_str().unwrap());
+    }
+}
+
+/// `skopeo inspect --raw` of a plain-http image: the manifest bytes as served.
+fn skopeo_raw(reference: &str) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", reference])
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}

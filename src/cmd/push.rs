@@ -1,6 +1,7 @@
 //! `kiln push`: a docker- or OCI-format tarball or an OCI layout directory to a registry.
 //! Blobs the registry has are skipped; the manifest goes up byte for byte with its own media
-//! type, so the digest the registry reports is the local image digest (checked).
+//! type, so the digest the registry reports is the local image digest (checked). With
+//! `--all-platforms`, every image of a multi-platform layout goes up by digest, then its index.
 
 use std::io::{Cursor, Read, Seek};
 use std::path::PathBuf;
@@ -26,8 +27,12 @@ pub struct PushArgs {
     pub reference: String,
 
     /// Image to pick when IMAGE holds several, os/arch[/variant]
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     pub platform: Option<String>,
+
+    /// Push every image of a multi-platform IMAGE and its index (the index gets REF's tag)
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
 
     /// Upload blobs in chunks of this many bytes (PATCH requests) instead of one PUT each
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
@@ -50,6 +55,7 @@ const PUSH_EXAMPLES: &str = "\
 Examples:
   kiln push image.tar registry.example/app:1.2
   kiln push --chunk-size 5242880 layout-dir registry.example/app@sha256:...
+  kiln push --all-platforms buildx-layout/ registry.example/app:1.2   (every platform + index)
 
 Credentials come from Docker's config.json ($DOCKER_CONFIG, else ~/.docker): a
 credHelpers entry for the registry, else credsStore (both run docker-credential-NAME
@@ -63,7 +69,80 @@ pub fn run(a: PushArgs) -> CliResult {
     };
     let what = a.image.display().to_string();
     let src = ImageSource::open(&what)?;
-    let img = import::load(&src, platform.as_ref(), None)?;
+    let mode = match a.chunk_size {
+        Some(n) => UploadMode::Chunked(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => UploadMode::Monolithic,
+    };
+    let client = client(&a.insecure_registries, a.progress);
+    let repo = r.repository();
+    let target = match (r.tag(), r.digest()) {
+        (Some(t), _) => Target::Tag(t),
+        (None, Some(d)) => Target::Digest(d),
+        (None, None) => Target::Tag("latest"),
+    };
+
+    let (pushed, counts) = if a.all_platforms {
+        let index = multi_platform_index(&src, &what)?;
+        if let Some(d) = r.digest() {
+            if d != index.digest {
+                return Err(Failure::input(format!(
+                    "{}: the reference names {d} but {what} holds index {}",
+                    a.reference, index.digest
+                )));
+            }
+        }
+        let mut counts = (0, 0);
+        for m in &index.entries {
+            let img = import::load(&src, None, Some(m))?;
+            let (media_type, u, e) = push_image(&client, repo, &src, &img, &what, mode)?;
+            let manifest = Manifest::new(media_type, img.manifest_bytes.clone());
+            client.put_manifest(repo, &Target::Digest(img.manifest_digest), &manifest)?;
+            counts = (counts.0 + u, counts.1 + e);
+            println!("platform image:     {m}");
+        }
+        let pushed = client.put_manifest(repo, &target, &index.manifest)?;
+        (pushed, counts)
+    } else {
+        let img = import::load(&src, platform.as_ref(), None).map_err(|e| {
+            let f = Failure::from(e);
+            if f.message.contains("holds several images") {
+                Failure::input(format!(
+                    "{}; or push them all with their index: --all-platforms",
+                    f.message
+                ))
+            } else {
+                f
+            }
+        })?;
+        if let Some(d) = r.digest() {
+            if d != img.manifest_digest {
+                return Err(Failure::input(format!(
+                    "{}: the reference names {d} but {what} holds image {}",
+                    a.reference, img.manifest_digest
+                )));
+            }
+        }
+        let (media_type, u, e) = push_image(&client, repo, &src, &img, &what, mode)?;
+        let manifest = Manifest::new(media_type, img.manifest_bytes.clone());
+        let pushed = client.put_manifest(repo, &target, &manifest)?;
+        (pushed, (u, e))
+    };
+    if let Some(path) = &a.digest_file {
+        std::fs::write(path, format!("{pushed}\n"))
+            .map_err(|e| Failure::env(format!("{}: {e}", path.display())))?;
+    }
+    println!("pushed:             {}@{pushed}", r.name());
+    println!("image digest:       {pushed}");
+    println!(
+        "blobs:              {} uploaded, {} already there",
+        counts.0, counts.1
+    );
+    Ok(0)
+}
+
+/// The media type of an image manifest kiln can push (not an index, not a synthesised
+/// manifest of an old `docker save` archive).
+fn image_media_type(img: &LoadedImage, what: &str) -> Result<MediaType, Failure> {
     if img.index.is_none() {
         return Err(Failure::input(format!(
             "{what}: an old-style `docker save` archive (no index.json): its manifest is not a \
@@ -71,30 +150,26 @@ pub fn run(a: PushArgs) -> CliResult {
              layout or kiln tarball"
         )));
     }
-    let media_type = match MediaType::parse(&img.manifest_media_type) {
-        Some(m) if !m.is_index() => m,
-        _ => {
-            return Err(Failure::input(format!(
-                "{what}: manifest {} has media type {:?}, not an image manifest kiln can push",
-                img.manifest_digest, img.manifest_media_type
-            )))
-        }
-    };
-    if let Some(d) = r.digest() {
-        if d != img.manifest_digest {
-            return Err(Failure::input(format!(
-                "{}: the reference names {d} but {what} holds image {}",
-                a.reference, img.manifest_digest
-            )));
-        }
+    match MediaType::parse(&img.manifest_media_type) {
+        Some(m) if !m.is_index() => Ok(m),
+        _ => Err(Failure::input(format!(
+            "{what}: manifest {} has media type {:?}, not an image manifest kiln can push",
+            img.manifest_digest, img.manifest_media_type
+        ))),
     }
-    let mode = match a.chunk_size {
-        Some(n) => UploadMode::Chunked(usize::try_from(n).unwrap_or(usize::MAX)),
-        None => UploadMode::Monolithic,
-    };
+}
 
-    let client = client(&a.insecure_registries, a.progress);
-    let repo = r.repository();
+/// Pushes an image's config and layers (skipping what the registry has); returns the
+/// manifest's media type and the blobs (uploaded, already there).
+fn push_image(
+    client: &kiln_registry::Client,
+    repo: &kiln_registry::Repository,
+    src: &ImageSource,
+    img: &LoadedImage,
+    what: &str,
+    mode: UploadMode,
+) -> Result<(MediaType, usize, usize), Failure> {
+    let media_type = image_media_type(img, what)?;
     let mut seen: Vec<Digest> = Vec::new();
     let config = &img.manifest.config;
     let blobs = std::iter::once(config).chain(img.manifest.layers.iter());
@@ -110,27 +185,71 @@ pub fn run(a: PushArgs) -> CliResult {
                 desc.digest, desc.size
             ))
         })?;
-        let mut reader = open_blob(&src, &img, &desc.digest)?;
+        let mut reader = open_blob(src, img, &desc.digest)?;
         match client.push_blob(repo, &desc.digest, size, &mut reader, mode)? {
             PushOutcome::Uploaded => uploaded += 1,
             PushOutcome::Exists => existed += 1,
         }
     }
-    let manifest = Manifest::new(media_type, img.manifest_bytes.clone());
-    let target = match (r.tag(), r.digest()) {
-        (Some(t), _) => Target::Tag(t),
-        (None, Some(d)) => Target::Digest(d),
-        (None, None) => Target::Tag("latest"),
-    };
-    let pushed = client.put_manifest(repo, &target, &manifest)?;
-    if let Some(path) = &a.digest_file {
-        std::fs::write(path, format!("{pushed}\n"))
-            .map_err(|e| Failure::env(format!("{}: {e}", path.display())))?;
+    Ok((media_type, uploaded, existed))
+}
+
+/// The index of a multi-platform image: index.json names exactly one index (as `docker
+/// buildx`, `skopeo copy --all` and `kiln pull --all-platforms`-style layouts do).
+struct PlatformIndex {
+    manifest: Manifest,
+    digest: Digest,
+    entries: Vec<Digest>,
+}
+
+fn multi_platform_index(src: &ImageSource, what: &str) -> Result<PlatformIndex, Failure> {
+    let bytes = src.read_small("index.json")?.ok_or_else(|| {
+        Failure::input(format!(
+            "{what}: no index.json, so no multi-platform image (--all-platforms)"
+        ))
+    })?;
+    let top: kiln_image::spec::Index = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::input(format!("{what}: index.json: {e}")))?;
+    let mut named: Vec<&kiln_image::spec::Descriptor> = Vec::new();
+    for m in &top.manifests {
+        if !named.iter().any(|n| n.digest == m.digest) {
+            named.push(m);
+        }
     }
-    println!("pushed:             {}@{pushed}", r.name());
-    println!("image digest:       {pushed}");
-    println!("blobs:              {uploaded} uploaded, {existed} already there");
-    Ok(0)
+    let [one] = named.as_slice() else {
+        return Err(Failure::input(format!(
+            "{what}: index.json lists {} images, not one multi-platform index; push them one \
+             at a time with --platform",
+            named.len()
+        )));
+    };
+    let media_type = MediaType::parse(&one.media_type)
+        .filter(|m| m.is_index())
+        .ok_or_else(|| {
+            Failure::input(format!(
+                "{what}: holds one image ({}), not a multi-platform index: push it without \
+                 --all-platforms",
+                one.digest
+            ))
+        })?;
+    let index_bytes = src.read_blob_verified(&one.digest)?;
+    let index: kiln_image::spec::Index = serde_json::from_slice(&index_bytes)
+        .map_err(|e| Failure::input(format!("{what}: index {}: {e}", one.digest)))?;
+    let mut entries = Vec::new();
+    for m in &index.manifests {
+        if MediaType::parse(&m.media_type).is_some_and(|t| t.is_index()) {
+            return Err(Failure::input(format!(
+                "{what}: index {} nests another index ({}), which kiln does not push",
+                one.digest, m.digest
+            )));
+        }
+        entries.push(m.digest);
+    }
+    Ok(PlatformIndex {
+        manifest: Manifest::new(media_type, index_bytes),
+        digest: one.digest,
+        entries,
+    })
 }
 
 /// Something `push_blob` can read and rewind.
