@@ -82,7 +82,13 @@ pub fn run(a: PushArgs) -> CliResult {
     };
 
     let (pushed, counts) = if a.all_platforms {
-        let index = multi_platform_index(&src, &what)?;
+        let index = import::PlatformIndex::read(&src)?;
+        let media_type = MediaType::parse(&index.media_type).ok_or_else(|| {
+            Failure::input(format!(
+                "{what}: index {} has media type {:?}, which kiln cannot push",
+                index.digest, index.media_type
+            ))
+        })?;
         if let Some(d) = r.digest() {
             if d != index.digest {
                 return Err(Failure::input(format!(
@@ -92,15 +98,16 @@ pub fn run(a: PushArgs) -> CliResult {
             }
         }
         let mut counts = (0, 0);
-        for m in &index.entries {
-            let img = import::load(&src, None, Some(m))?;
+        for m in &index.index.manifests {
+            let img = import::load(&src, None, Some(&m.digest))?;
             let (media_type, u, e) = push_image(&client, repo, &src, &img, &what, mode)?;
             let manifest = Manifest::new(media_type, img.manifest_bytes.clone());
             client.put_manifest(repo, &Target::Digest(img.manifest_digest), &manifest)?;
             counts = (counts.0 + u, counts.1 + e);
-            println!("platform image:     {m}");
+            println!("platform image:     {}", m.digest);
         }
-        let pushed = client.put_manifest(repo, &target, &index.manifest)?;
+        let index_manifest = Manifest::new(media_type, index.bytes);
+        let pushed = client.put_manifest(repo, &target, &index_manifest)?;
         (pushed, counts)
     } else {
         let img = import::load(&src, platform.as_ref(), None).map_err(|e| {
@@ -192,64 +199,6 @@ fn push_image(
         }
     }
     Ok((media_type, uploaded, existed))
-}
-
-/// The index of a multi-platform image: index.json names exactly one index (as `docker
-/// buildx`, `skopeo copy --all` and `kiln pull --all-platforms`-style layouts do).
-struct PlatformIndex {
-    manifest: Manifest,
-    digest: Digest,
-    entries: Vec<Digest>,
-}
-
-fn multi_platform_index(src: &ImageSource, what: &str) -> Result<PlatformIndex, Failure> {
-    let bytes = src.read_small("index.json")?.ok_or_else(|| {
-        Failure::input(format!(
-            "{what}: no index.json, so no multi-platform image (--all-platforms)"
-        ))
-    })?;
-    let top: kiln_image::spec::Index = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::input(format!("{what}: index.json: {e}")))?;
-    let mut named: Vec<&kiln_image::spec::Descriptor> = Vec::new();
-    for m in &top.manifests {
-        if !named.iter().any(|n| n.digest == m.digest) {
-            named.push(m);
-        }
-    }
-    let [one] = named.as_slice() else {
-        return Err(Failure::input(format!(
-            "{what}: index.json lists {} images, not one multi-platform index; push them one \
-             at a time with --platform",
-            named.len()
-        )));
-    };
-    let media_type = MediaType::parse(&one.media_type)
-        .filter(|m| m.is_index())
-        .ok_or_else(|| {
-            Failure::input(format!(
-                "{what}: holds one image ({}), not a multi-platform index: push it without \
-                 --all-platforms",
-                one.digest
-            ))
-        })?;
-    let index_bytes = src.read_blob_verified(&one.digest)?;
-    let index: kiln_image::spec::Index = serde_json::from_slice(&index_bytes)
-        .map_err(|e| Failure::input(format!("{what}: index {}: {e}", one.digest)))?;
-    let mut entries = Vec::new();
-    for m in &index.manifests {
-        if MediaType::parse(&m.media_type).is_some_and(|t| t.is_index()) {
-            return Err(Failure::input(format!(
-                "{what}: index {} nests another index ({}), which kiln does not push",
-                one.digest, m.digest
-            )));
-        }
-        entries.push(m.digest);
-    }
-    Ok(PlatformIndex {
-        manifest: Manifest::new(media_type, index_bytes),
-        digest: one.digest,
-        entries,
-    })
 }
 
 /// Something `push_blob` can read and rewind.

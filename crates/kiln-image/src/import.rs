@@ -309,6 +309,72 @@ impl Read for VerifiedReader<'_> {
     }
 }
 
+/// The index of a multi-platform image in a source whose index.json names exactly one index
+/// (as `docker buildx`, `skopeo copy --all` and kiln's own multi-platform outputs lay it out).
+#[derive(Clone, Debug)]
+pub struct PlatformIndex {
+    /// The index blob as stored (its digest is the multi-platform image's identity).
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub index: Index,
+}
+
+impl PlatformIndex {
+    /// Reads it; an error says why the source is not one multi-platform image.
+    pub fn read(source: &ImageSource) -> Result<PlatformIndex, ImageError> {
+        let what = source.describe();
+        let bytes = source
+            .read_small("index.json")?
+            .ok_or_else(|| invalid(&what, "has no index.json, so no multi-platform image"))?;
+        let top: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("index.json in {what}"), e.to_string()))?;
+        let mut named: Vec<&Descriptor> = Vec::new();
+        for m in &top.manifests {
+            if !named.iter().any(|n| n.digest == m.digest) {
+                named.push(m);
+            }
+        }
+        let [one] = named.as_slice() else {
+            return Err(invalid(
+                &what,
+                format!(
+                    "index.json lists {} images, not one multi-platform index; take them one \
+                     at a time with --platform",
+                    named.len()
+                ),
+            ));
+        };
+        if !is_index(&one.media_type) {
+            return Err(invalid(
+                &what,
+                format!(
+                    "holds one image ({}), not a multi-platform index",
+                    one.digest
+                ),
+            ));
+        }
+        let bytes = source.read_blob_verified(&one.digest)?;
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("index {} in {what}", one.digest), e.to_string()))?;
+        if let Some(m) = index.manifests.iter().find(|m| is_index(&m.media_type)) {
+            return Err(invalid(
+                &what,
+                format!(
+                    "index {} nests another index ({}), which kiln does not follow",
+                    one.digest, m.digest
+                ),
+            ));
+        }
+        Ok(PlatformIndex {
+            bytes,
+            digest: one.digest,
+            media_type: one.media_type.clone(),
+            index,
+        })
+    }
+}
+
 /// An image as found in a source, with every JSON document verified against its digest.
 #[derive(Clone, Debug)]
 pub struct LoadedImage {
