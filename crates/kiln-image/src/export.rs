@@ -126,22 +126,110 @@ impl Image {
         out
     }
 
-    fn open_blob<'a>(
-        &'a self,
-        digest: &Digest,
-        source: &'a dyn BlobSource,
-    ) -> Result<Box<dyn Read + 'a>, ImageError> {
-        if *digest == self.manifest_digest {
-            Ok(Box::new(&self.manifest[..]))
-        } else if *digest == self.config_digest {
-            Ok(Box::new(&self.config[..]))
-        } else {
-            require_blob(source, digest)
-        }
+    /// The blobs the image holds in memory: its manifest and config.
+    fn documents(&self) -> impl Iterator<Item = (Digest, &[u8])> {
+        [
+            (self.manifest_digest, &self.manifest[..]),
+            (self.config_digest, &self.config[..]),
+        ]
+        .into_iter()
     }
 }
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Several single-platform images under one index (an OCI image index blob).
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    pub images: Vec<Image>,
+    /// The index blob, listing the images' manifests.
+    pub index: Vec<u8>,
+    pub index_digest: Digest,
+}
+
+impl ImageSet {
+    /// `index.json`: the index blob, once per name (or once without a name).
+    fn index_json(&self, names: &[ImageName]) -> Vec<u8> {
+        let descriptor = |name: Option<&ImageName>| {
+            let mut d =
+                Descriptor::new(media::OCI_INDEX, self.index_digest, self.index.len() as u64);
+            if let Some(n) = name {
+                d.annotations
+                    .insert("io.containerd.image.name".into(), n.full.clone());
+                if let Some(tag) = &n.tag {
+                    d.annotations
+                        .insert("org.opencontainers.image.ref.name".into(), tag.clone());
+                }
+            }
+            d
+        };
+        let manifests = if names.is_empty() {
+            vec![descriptor(None)]
+        } else {
+            names.iter().map(|n| descriptor(Some(n))).collect()
+        };
+        gojson::to_vec(&Index {
+            schema_version: 2,
+            media_type: media::OCI_INDEX.into(),
+            artifact_type: String::new(),
+            manifests,
+            subject: None,
+            annotations: BTreeMap::new(),
+        })
+    }
+}
+
+/// What an OCI layout holds: every blob (sorted by digest, once each), the documents kept in
+/// memory, `index.json`, and for docker tarballs `manifest.json`.
+struct Contents<'a> {
+    blobs: Vec<(Digest, u64)>,
+    documents: BTreeMap<Digest, &'a [u8]>,
+    source: &'a dyn BlobSource,
+    index_json: Vec<u8>,
+    manifest_json: Option<Vec<u8>>,
+}
+
+impl<'a> Contents<'a> {
+    fn of_image(
+        image: &'a Image,
+        source: &'a dyn BlobSource,
+        kind: TarballKind,
+        names: &[ImageName],
+    ) -> Contents<'a> {
+        Contents {
+            blobs: image.blobs(),
+            documents: image.documents().collect(),
+            source,
+            index_json: image.index_json(names),
+            manifest_json: (kind == TarballKind::Docker).then(|| image.docker_manifest_json(names)),
+        }
+    }
+
+    fn of_set(set: &'a ImageSet, source: &'a dyn BlobSource, names: &[ImageName]) -> Contents<'a> {
+        let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
+        let mut documents: BTreeMap<Digest, &'a [u8]> = BTreeMap::new();
+        for image in &set.images {
+            blobs.extend(image.blobs());
+            documents.extend(image.documents());
+        }
+        blobs.insert(set.index_digest, set.index.len() as u64);
+        documents.insert(set.index_digest, &set.index[..]);
+        Contents {
+            blobs: blobs.into_iter().collect(),
+            documents,
+            source,
+            index_json: set.index_json(names),
+            manifest_json: None,
+        }
+    }
+
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + 'a>, ImageError> {
+        match self.documents.get(digest) {
+            Some(bytes) => Ok(Box::new(*bytes)),
+            None => require_blob(self.source, digest),
+        }
+    }
+}
 
 fn member(name: &str, flag: u8, mode: i64, size: usize) -> Header {
     Header {
@@ -163,25 +251,43 @@ pub fn write_tarball<W: Write>(
     kind: TarballKind,
     names: &[ImageName],
 ) -> Result<W, ImageError> {
+    write_contents(w, &Contents::of_image(image, source, kind, names))
+}
+
+/// Writes several images under their index as an OCI-format tarball (members as
+/// [`write_tarball`] writes them).
+pub fn write_set_tarball<W: Write>(
+    w: W,
+    set: &ImageSet,
+    source: &dyn BlobSource,
+    names: &[ImageName],
+) -> Result<W, ImageError> {
+    write_contents(w, &Contents::of_set(set, source, names))
+}
+
+fn write_contents<W: Write>(w: W, c: &Contents<'_>) -> Result<W, ImageError> {
     let mut tw = TarWriter::new(w);
     tw.write_header(&member("blobs/", typeflag::DIR, 0o755, 0))?;
     tw.write_header(&member("blobs/sha256/", typeflag::DIR, 0o755, 0))?;
-    for (digest, size) in image.blobs() {
+    for &(digest, size) in &c.blobs {
         let name = format!("blobs/sha256/{}", digest.hex());
         tw.write_header(&member(&name, typeflag::REG, 0o444, size as usize))?;
-        let r = image.open_blob(&digest, source)?;
+        let r = c.open(&digest)?;
         tw.copy_data(r).map_err(|e| ImageError::Blob {
             digest,
             message: e.to_string(),
         })?;
     }
-    let index = image.index_json(names);
-    tw.write_header(&member("index.json", typeflag::REG, 0o644, index.len()))?;
-    tw.write_data(&index)?;
-    if kind == TarballKind::Docker {
-        let mj = image.docker_manifest_json(names);
+    tw.write_header(&member(
+        "index.json",
+        typeflag::REG,
+        0o644,
+        c.index_json.len(),
+    ))?;
+    tw.write_data(&c.index_json)?;
+    if let Some(mj) = &c.manifest_json {
         tw.write_header(&member("manifest.json", typeflag::REG, 0o644, mj.len()))?;
-        tw.write_data(&mj)?;
+        tw.write_data(mj)?;
     }
     tw.write_header(&member(
         "oci-layout",
@@ -201,6 +307,24 @@ pub fn write_layout_dir(
     source: &dyn BlobSource,
     names: &[ImageName],
 ) -> Result<(), ImageError> {
+    write_layout(
+        dir,
+        &Contents::of_image(image, source, TarballKind::Oci, names),
+    )
+}
+
+/// Writes several images under their index as an OCI layout directory (as
+/// [`write_layout_dir`] does).
+pub fn write_set_layout_dir(
+    dir: &Path,
+    set: &ImageSet,
+    source: &dyn BlobSource,
+    names: &[ImageName],
+) -> Result<(), ImageError> {
+    write_layout(dir, &Contents::of_set(set, source, names))
+}
+
+fn write_layout(dir: &Path, c: &Contents<'_>) -> Result<(), ImageError> {
     if dir.exists() {
         return Err(ImageError::Output {
             path: dir.to_path_buf(),
@@ -223,12 +347,12 @@ pub fn write_layout_dir(
         })?;
     let blobs = tmp.path().join("blobs/sha256");
     fs::create_dir_all(&blobs)?;
-    for (digest, _) in image.blobs() {
-        let mut r = image.open_blob(&digest, source)?;
+    for (digest, _) in &c.blobs {
+        let mut r = c.open(digest)?;
         let mut f = fs::File::create(blobs.join(digest.hex()))?;
         std::io::copy(&mut r, &mut f)?;
     }
-    fs::write(tmp.path().join("index.json"), image.index_json(names))?;
+    fs::write(tmp.path().join("index.json"), &c.index_json)?;
     fs::write(tmp.path().join("oci-layout"), OCI_LAYOUT)?;
     let kept = tmp.keep();
     fs::rename(&kept, dir).map_err(|e| {
