@@ -366,3 +366,104 @@ fn layers_are_normalized_in_parallel_deterministically() {
         std::fs::read(d.join("four.tar")).unwrap()
     );
 }
+
+#[path = "common/multi.rs"]
+mod multi;
+
+/// `kiln normalize` with `args`; returns the digest it printed.
+fn normalize_printed(input: &Path, output: &Path, args: &[&str]) -> (String, String) {
+    let out = run_ok(
+        kiln()
+            .args([
+                "normalize",
+                "--progress",
+                "quiet",
+                "--sde",
+                &EPOCH.to_string(),
+                "-o",
+            ])
+            .arg(output)
+            .args(args)
+            .arg(input),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image digest:"))
+        .map(|d| d.trim().to_string())
+        .unwrap_or_else(|| panic!("no digest in {stdout}"));
+    (digest, stdout)
+}
+
+#[test]
+fn every_platform_of_a_multi_platform_image_is_normalized_under_a_new_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (multi, _, _) = multi::layout(dir.path(), true);
+    let all = dir.path().join("all");
+    let (index_digest, stdout) =
+        normalize_printed(&multi, &all, &["--all-platforms", "--format", "oci-dir"]);
+    assert!(stdout.contains("attestations:       1 dropped"), "{stdout}");
+
+    // The new index lists, in order, exactly what normalizing each platform alone gives.
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(all.join("index.json")).unwrap()).unwrap();
+    assert_eq!(top["manifests"][0]["digest"], index_digest.as_str());
+    let index_bytes = std::fs::read(all.join("blobs/sha256").join(&index_digest[7..])).unwrap();
+    assert_eq!(Digest::of(&index_bytes).to_string(), index_digest);
+    let index: serde_json::Value = serde_json::from_slice(&index_bytes).unwrap();
+    let listed = index["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), multi::PLATFORMS.len());
+    for (platform, entry) in multi::PLATFORMS.iter().zip(listed) {
+        let single = dir
+            .path()
+            .join(format!("{}.tar", platform.replace('/', "-")));
+        let (digest, _) = normalize_printed(
+            &multi,
+            &single,
+            &["--platform", platform, "--format", "oci"],
+        );
+        assert_eq!(entry["digest"], digest.as_str(), "{platform}");
+        let (os, arch) = platform.split_once('/').unwrap();
+        assert_eq!(entry["platform"]["os"], os);
+        assert_eq!(entry["platform"]["architecture"], arch);
+    }
+
+    // skopeo reads the index (the bytes it serves have our digest) and copies every image.
+    if let Ok(raw) = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}", all.display()))
+        .output()
+    {
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        assert_eq!(Digest::of(&raw.stdout).to_string(), index_digest);
+        let copied = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--all"])
+            .arg(format!("oci:{}", all.display()))
+            .arg(format!("oci:{}", dir.path().join("copied").display()))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+
+    // Normalizing the result again changes nothing; the tarball form holds the same index.
+    let again = dir.path().join("again");
+    let (again_digest, _) =
+        normalize_printed(&all, &again, &["--all-platforms", "--format", "oci-dir"]);
+    assert_eq!(again_digest, index_digest);
+    let tar = dir.path().join("all.tar");
+    let (tar_digest, _) = normalize_printed(&multi, &tar, &["--all-platforms", "--format", "oci"]);
+    assert_eq!(tar_digest, index_digest);
+
+    // A docker-format tarball cannot hold an index: refused before any work.
+    let refused = run(kiln()
+        .args(["normalize", "--all-platforms", "-o"])
+        .arg(dir.path().join("x.tar"))
+        .arg(&multi));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--format oci"));
+    assert!(!dir.path().join("x.tar").exists());
+}

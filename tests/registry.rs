@@ -415,22 +415,8 @@ fn progress_is_plain_lines_off_a_terminal_and_nothing_when_quiet() {
     assert_eq!(sha256_file(&s.path("a.tar")), sha256_file(&s.path("c.tar")));
 }
 
-/// Copies every blob of the OCI layout `from` into `to/blobs/sha256`.
-fn copy_blobs(from: &Path, to: &Path) {
-    let dest = to.join("blobs/sha256");
-    std::fs::create_dir_all(&dest).unwrap();
-    for e in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
-    }
-}
-
-/// The one manifest descriptor of a kiln-built OCI layout.
-fn only_manifest(layout: &Path) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"][0].clone()
-}
+#[path = "common/multi.rs"]
+mod multi;
 
 #[test]
 fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
@@ -438,49 +424,7 @@ fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
         return;
     };
     let s = Scratch::new();
-    // Two single-platform images, kiln-built, and an OCI layout holding both under an index,
-    // as `docker buildx` or `skopeo copy --all` lay them out.
-    let ctx = s.path("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "multi\n").unwrap();
-    let multi = s.path("multi");
-    let mut entries = Vec::new();
-    for platform in ["linux/amd64", "linux/arm64"] {
-        let out = s.path(&platform.replace('/', "-"));
-        Run::ok(
-            s.kiln()
-                .args(["build", "--progress", "quiet", "--sde", "1700000000"])
-                .args(["--platform", platform, "--format", "oci-dir", "-o"])
-                .arg(&out)
-                .arg(&ctx),
-        );
-        copy_blobs(&out, &multi);
-        let mut m = only_manifest(&out);
-        m.as_object_mut().unwrap().remove("annotations");
-        entries.push(m);
-    }
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    }))
-    .unwrap();
-    let index_digest = format!("sha256:{}", sha256_hex(&index));
-    std::fs::write(multi.join("blobs/sha256").join(&index_digest[7..]), &index).unwrap();
-    std::fs::write(
-        multi.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": index_digest, "size": index.len()}]}))
-        .unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        multi.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    let (multi, index_digest, entries) = multi::layout(s.dir.path(), false);
     let reference = format!("{}/multi:v1", reg.addr);
 
     // Without a choice: refused, and the message says how to push it all.
@@ -508,7 +452,7 @@ fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
     if let Some(raw) = skopeo_raw(&format!("docker://{reference}")) {
         assert_eq!(format!("sha256:{}", sha256_hex(&raw)), index_digest);
     }
-    for (platform, entry) in ["linux/amd64", "linux/arm64"].iter().zip(&entries) {
+    for (platform, entry) in multi::PLATFORMS.iter().zip(&entries) {
         let pulled = Run::ok(
             s.kiln()
                 .args(["pull", "--progress", "quiet", "--platform", platform])

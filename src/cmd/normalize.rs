@@ -5,8 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use clap::Args;
-use kiln_image::export::{write_file_atomically, write_layout_dir, write_tarball};
+use kiln_digest::Digest;
+use kiln_image::export::{
+    write_file_atomically, write_layout_dir, write_set_layout_dir, write_set_tarball,
+    write_tarball, ImageSet,
+};
+use kiln_image::gojson;
 use kiln_image::gotime::GoTime;
+use kiln_image::import::{self, ImageSource, PlatformIndex};
+use kiln_image::spec::{media, Descriptor, Index};
 use kiln_image::store::BlobStore;
 use kiln_image::TarballKind;
 use kiln_layer::Compression;
@@ -50,8 +57,14 @@ pub struct NormalizeArgs {
 
     /// The image to take from a multi-platform input, os/arch[/variant] (default: this
     /// machine's)
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     pub platform: Option<String>,
+
+    /// Normalize every image of a multi-platform input (an OCI layout or OCI tarball whose
+    /// index.json names one image index) and write them under a new index (--format oci or
+    /// oci-dir). Attestation manifests are dropped: they attest the images as they were.
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
 
     /// Layers normalized at once [default: the number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
@@ -124,6 +137,7 @@ Examples:
   kiln normalize --sde 1700000000 -o app.norm.tar app.tar
   kiln normalize --format oci-dir -o layout/ docker://registry.example/app@sha256:...
   kiln normalize --scrub apt-logs,ldconfig-cache,pycache -o out.tar in.oci.tar
+  kiln normalize --all-platforms --format oci -o multi.norm.tar buildx-layout/
 
 Normalizing a normalized image with the same options gives the same bytes.";
 
@@ -213,6 +227,27 @@ pub fn check_output(out: &Path, dir_output: bool) -> Result<PathBuf, Failure> {
 
 /// Reports finished layers on stderr in image order (workers finish in any order; the
 /// output must not depend on that).
+/// The summary lines of normalized layers: old and new digest, entries, clamps, scrubs.
+fn layer_lines(layers: &[(Descriptor, NormalizedLayer)]) -> String {
+    let mut out = String::new();
+    for (i, (d, l)) in layers.iter().enumerate() {
+        out.push_str(&format!(
+            "  {:>2}  {} -> {}  {} entries, {} mtimes clamped{}\n",
+            i + 1,
+            d.digest.short(),
+            l.output.digest.short(),
+            l.stats.entries_written,
+            l.stats.mtimes_clamped,
+            if l.stats.scrubbed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} scrubbed", l.stats.scrubbed.len())
+            }
+        ));
+    }
+    out
+}
+
 struct LayerPrinter {
     quiet: bool,
     /// The next layer to print, and finished layers waiting for it.
@@ -262,7 +297,18 @@ pub fn run(a: NormalizeArgs) -> CliResult {
     if jobs == 0 {
         return Err(Failure::input("--jobs must be at least 1"));
     }
-    let opened = kiln_normalize::open_image(&a.image, &input)?;
+    if a.all_platforms && a.format == OutputFormat::Docker {
+        return Err(Failure::input(
+            "--all-platforms writes an OCI image index: use --format oci or --format oci-dir",
+        ));
+    }
+    if a.all_platforms && a.image.starts_with("docker://") {
+        return Err(Failure::input(format!(
+            "{}: --all-platforms reads local OCI layouts and tarballs; copy the image with \
+             `skopeo copy --all` first, or normalize one platform at a time",
+            a.image
+        )));
+    }
 
     // Spill files and new blobs live beside the output (same file system, not a tmpfs), in
     // a directory removed when done.
@@ -295,53 +341,120 @@ pub fn run(a: NormalizeArgs) -> CliResult {
         },
         jobs,
     };
-    let printer = LayerPrinter {
+    let printer = || LayerPrinter {
         quiet: a.progress == ProgressMode::Quiet,
         pending: Mutex::new((0, BTreeMap::new())),
     };
-    let result = kiln_normalize::normalize_image(
-        &a.image,
-        &opened.source,
-        &opened.image,
-        &opts,
-        &store,
-        work.path(),
-        &printer,
-    )?;
-    let image = &result.image;
-    match a.format {
-        OutputFormat::Docker | OutputFormat::Oci => {
-            let kind = if a.format == OutputFormat::Docker {
-                TarballKind::Docker
-            } else {
-                TarballKind::Oci
-            };
-            write_file_atomically(&a.output, |w| {
-                write_tarball(w, image, &store, kind, &names)?;
-                Ok(())
-            })?;
-        }
-        OutputFormat::OciDir => write_layout_dir(&a.output, image, &store, &names)?,
-    }
-    let mut out = format!("image digest:       {}\n", image.manifest_digest);
-    out.push_str(&format!(
-        "source date epoch:  {epoch} ({})\nlayers:\n",
-        GoTime::from_unix(epoch)
-    ));
-    for (i, (d, l)) in result.layers.iter().enumerate() {
-        out.push_str(&format!(
-            "  {:>2}  {} -> {}  {} entries, {} mtimes clamped{}\n",
-            i + 1,
-            d.digest.short(),
-            l.output.digest.short(),
-            l.stats.entries_written,
-            l.stats.mtimes_clamped,
-            if l.stats.scrubbed.is_empty() {
-                String::new()
-            } else {
-                format!(", {} scrubbed", l.stats.scrubbed.len())
+    let mut out = String::new();
+    if a.all_platforms {
+        let spec = a.image.strip_prefix("oci-layout://").unwrap_or(&a.image);
+        let source = ImageSource::open(spec)?;
+        let index = PlatformIndex::read(&source)?;
+        let mut images = Vec::new();
+        let mut manifests = Vec::new();
+        let mut report = String::new();
+        let mut dropped = 0;
+        for m in &index.index.manifests {
+            if m.annotations
+                .get("vnd.docker.reference.type")
+                .map(String::as_str)
+                == Some("attestation-manifest")
+            {
+                dropped += 1;
+                continue;
             }
+            let loaded = import::load(&source, None, Some(&m.digest))?;
+            let what = format!("{} ({})", a.image, m.digest);
+            let result = kiln_normalize::normalize_image(
+                &what,
+                &source,
+                &loaded,
+                &opts,
+                &store,
+                work.path(),
+                &printer(),
+            )?;
+            let img = result.image;
+            let mut d = Descriptor::new(
+                &img.manifest_media_type,
+                img.manifest_digest,
+                img.manifest.len() as u64,
+            );
+            d.platform = m.platform.clone().or_else(|| Some(img.platform.clone()));
+            let platform = d.platform.as_ref().map(|p| p.display()).unwrap_or_default();
+            report.push_str(&format!("  {platform:<14} {}\n", img.manifest_digest));
+            report.push_str(&layer_lines(&result.layers));
+            manifests.push(d);
+            images.push(img);
+        }
+        if images.is_empty() {
+            return Err(Failure::input(format!(
+                "{}: the index lists no image to normalize",
+                a.image
+            )));
+        }
+        let index_bytes = gojson::to_vec_indent(&Index {
+            schema_version: 2,
+            media_type: media::OCI_INDEX.into(),
+            artifact_type: String::new(),
+            manifests,
+            subject: None,
+            annotations: BTreeMap::new(),
+        });
+        let set = ImageSet {
+            images,
+            index_digest: Digest::of(&index_bytes),
+            index: index_bytes,
+        };
+        match a.format {
+            OutputFormat::OciDir => write_set_layout_dir(&a.output, &set, &store, &names)?,
+            _ => write_file_atomically(&a.output, |w| {
+                write_set_tarball(w, &set, &store, &names)?;
+                Ok(())
+            })?,
+        }
+        out.push_str(&format!("image digest:       {}\n", set.index_digest));
+        out.push_str(&format!(
+            "source date epoch:  {epoch} ({})\nimages:\n{report}",
+            GoTime::from_unix(epoch)
         ));
+        if dropped > 0 {
+            out.push_str(&format!(
+                "attestations:       {dropped} dropped (they attest the images as they were)\n"
+            ));
+        }
+    } else {
+        let opened = kiln_normalize::open_image(&a.image, &input)?;
+        let result = kiln_normalize::normalize_image(
+            &a.image,
+            &opened.source,
+            &opened.image,
+            &opts,
+            &store,
+            work.path(),
+            &printer(),
+        )?;
+        let image = &result.image;
+        match a.format {
+            OutputFormat::Docker | OutputFormat::Oci => {
+                let kind = if a.format == OutputFormat::Docker {
+                    TarballKind::Docker
+                } else {
+                    TarballKind::Oci
+                };
+                write_file_atomically(&a.output, |w| {
+                    write_tarball(w, image, &store, kind, &names)?;
+                    Ok(())
+                })?;
+            }
+            OutputFormat::OciDir => write_layout_dir(&a.output, image, &store, &names)?,
+        }
+        out.push_str(&format!("image digest:       {}\n", image.manifest_digest));
+        out.push_str(&format!(
+            "source date epoch:  {epoch} ({})\nlayers:\n",
+            GoTime::from_unix(epoch)
+        ));
+        out.push_str(&layer_lines(&result.layers));
     }
     out.push_str(&format!(
         "output:             {} ({})\n",
