@@ -236,11 +236,7 @@ pub fn run(a: BuildArgs) -> CliResult {
     println!(
         "output:             {} ({})",
         a.output.display(),
-        match a.format {
-            OutputFormat::Docker => "docker-format tarball",
-            OutputFormat::Oci => "OCI-format tarball",
-            OutputFormat::OciDir => "OCI layout directory",
-        }
+        a.format.describe()
     );
     if let Some(by) = by {
         println!("built by:           {by}");
@@ -427,21 +423,42 @@ pub fn export(
     let image = out.image(format, annotations);
     let base = out.base_blobs();
     let sources = Sources(vec![store, &base]);
-    match a.format {
-        OutputFormat::Docker | OutputFormat::Oci => {
-            let kind = if a.format == OutputFormat::Docker {
-                TarballKind::Docker
-            } else {
-                TarballKind::Oci
-            };
-            write_file_atomically(&a.output, |w| {
-                write_tarball(w, &image, &sources, kind, names)?;
-                Ok(())
-            })?;
-        }
-        OutputFormat::OciDir => write_layout_dir(&a.output, &image, &sources, names)?,
-    }
+    write_output(a.format, &a.output, &image, &sources, names)?;
     Ok(image)
+}
+
+impl OutputFormat {
+    /// What the summary calls it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OutputFormat::Docker => "docker-format tarball",
+            OutputFormat::Oci => "OCI-format tarball",
+            OutputFormat::OciDir => "OCI layout directory",
+        }
+    }
+}
+
+/// Writes `image` to `output` in `format`, atomically (nothing is left on failure).
+pub fn write_output(
+    format: OutputFormat,
+    output: &Path,
+    image: &Image,
+    source: &dyn kiln_image::BlobSource,
+    names: &[ImageName],
+) -> Result<(), Failure> {
+    let kind = match format {
+        OutputFormat::Docker => TarballKind::Docker,
+        OutputFormat::Oci => TarballKind::Oci,
+        OutputFormat::OciDir => {
+            write_layout_dir(output, image, source, names)?;
+            return Ok(());
+        }
+    };
+    write_file_atomically(output, |w| {
+        write_tarball(w, image, source, kind, names)?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// buildx/buildctl `--metadata-file` content.

@@ -7,20 +7,18 @@ use std::sync::Mutex;
 use clap::Args;
 use kiln_digest::Digest;
 use kiln_image::export::{
-    write_file_atomically, write_layout_dir, write_set_layout_dir, write_set_tarball,
-    write_tarball, ImageSet,
+    write_file_atomically, write_set_layout_dir, write_set_tarball, ImageSet,
 };
 use kiln_image::gojson;
 use kiln_image::gotime::GoTime;
 use kiln_image::import::{self, ImageSource, PlatformIndex};
 use kiln_image::spec::{media, Descriptor, Index};
 use kiln_image::store::BlobStore;
-use kiln_image::TarballKind;
 use kiln_layer::Compression;
 use kiln_normalize::image::Progress;
 use kiln_normalize::{Devices, InputOptions, ManifestFormat, NormalizedLayer, Options, Scrubber};
 
-use crate::cmd::build::{image_names, CompressionArg, OutputFormat};
+use crate::cmd::build::{image_names, write_output, CompressionArg, OutputFormat};
 use crate::fail::{CliResult, Failure};
 use crate::progress::ProgressMode;
 
@@ -435,20 +433,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
             &printer(),
         )?;
         let image = &result.image;
-        match a.format {
-            OutputFormat::Docker | OutputFormat::Oci => {
-                let kind = if a.format == OutputFormat::Docker {
-                    TarballKind::Docker
-                } else {
-                    TarballKind::Oci
-                };
-                write_file_atomically(&a.output, |w| {
-                    write_tarball(w, image, &store, kind, &names)?;
-                    Ok(())
-                })?;
-            }
-            OutputFormat::OciDir => write_layout_dir(&a.output, image, &store, &names)?,
-        }
+        write_output(a.format, &a.output, image, &store, &names)?;
         out.push_str(&format!("image digest:       {}\n", image.manifest_digest));
         out.push_str(&format!(
             "source date epoch:  {epoch} ({})\nlayers:\n",
@@ -459,11 +444,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
     out.push_str(&format!(
         "output:             {} ({})\n",
         a.output.display(),
-        match a.format {
-            OutputFormat::Docker => "docker-format tarball",
-            OutputFormat::Oci => "OCI-format tarball",
-            OutputFormat::OciDir => "OCI layout directory",
-        }
+        a.format.describe()
     ));
     crate::cmd::diff::print(&out);
     Ok(0)

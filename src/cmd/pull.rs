@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use kiln_digest::{Digest, HashingReader};
-use kiln_image::export::{write_file_atomically, write_layout_dir, write_tarball};
 use kiln_image::spec::{self, ImageConfig};
 use kiln_image::store::BlobSource;
-use kiln_image::{Image, TarballKind};
+use kiln_image::Image;
 use kiln_registry::{Cache, Client, ClientOptions, PulledImage, Reference, Source, Verify};
 
-use crate::cmd::build::{image_names, OutputFormat};
+use crate::cmd::build::{image_names, write_output, OutputFormat};
 use crate::fail::{CliResult, Failure};
 use crate::progress::{self, ProgressMode};
 
@@ -146,20 +145,7 @@ pub fn run(a: PullArgs) -> CliResult {
     let pulled = cache.pull(source, &pinned, &rplatform)?;
     let image = image_of(&pulled)?;
     let blobs = CacheBlobs(&cache);
-    match a.format {
-        OutputFormat::Docker | OutputFormat::Oci => {
-            let kind = if a.format == OutputFormat::Docker {
-                TarballKind::Docker
-            } else {
-                TarballKind::Oci
-            };
-            write_file_atomically(&a.output, |w| {
-                write_tarball(w, &image, &blobs, kind, &names)?;
-                Ok(())
-            })?;
-        }
-        OutputFormat::OciDir => write_layout_dir(&a.output, &image, &blobs, &names)?,
-    }
+    write_output(a.format, &a.output, &image, &blobs, &names)?;
 
     if let Some(index) = &pulled.index {
         println!("index digest:       {}", index.digest);
