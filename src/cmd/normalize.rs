@@ -12,7 +12,7 @@ use kiln_image::export::{
 use kiln_image::gojson;
 use kiln_image::gotime::GoTime;
 use kiln_image::import::{self, ImageSource, PlatformIndex};
-use kiln_image::spec::{media, Descriptor, Index};
+use kiln_image::spec::{Descriptor, Index};
 use kiln_image::store::BlobStore;
 use kiln_layer::Compression;
 use kiln_normalize::image::Progress;
@@ -391,14 +391,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
                 a.image
             )));
         }
-        let index_bytes = gojson::to_vec_indent(&Index {
-            schema_version: 2,
-            media_type: media::OCI_INDEX.into(),
-            artifact_type: String::new(),
-            manifests,
-            subject: None,
-            annotations: BTreeMap::new(),
-        });
+        let index_bytes = gojson::to_vec_indent(&Index::oci(manifests));
         let set = ImageSet {
             images,
             index_digest: Digest::of(&index_bytes),

@@ -33,6 +33,18 @@ pub struct ImageName {
     pub tag: Option<String>,
 }
 
+impl ImageName {
+    /// Records the name on an index descriptor, as containerd's exporter does.
+    fn annotate(&self, d: &mut Descriptor) {
+        d.annotations
+            .insert("io.containerd.image.name".into(), self.full.clone());
+        if let Some(tag) = &self.tag {
+            d.annotations
+                .insert("org.opencontainers.image.ref.name".into(), tag.clone());
+        }
+    }
+}
+
 /// A single-platform image ready to be written out.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -60,12 +72,7 @@ impl Image {
                 .insert("org.opencontainers.image.created".into(), c.clone());
         }
         if let Some(n) = name {
-            d.annotations
-                .insert("io.containerd.image.name".into(), n.full.clone());
-            if let Some(tag) = &n.tag {
-                d.annotations
-                    .insert("org.opencontainers.image.ref.name".into(), tag.clone());
-            }
+            n.annotate(&mut d);
         }
         d.platform = Some(Platform {
             os_features: Vec::new(),
@@ -84,14 +91,7 @@ impl Image {
                 .map(|n| self.index_descriptor(Some(n)))
                 .collect()
         };
-        gojson::to_vec(&Index {
-            schema_version: 2,
-            media_type: media::OCI_INDEX.into(),
-            artifact_type: String::new(),
-            manifests,
-            subject: None,
-            annotations: BTreeMap::new(),
-        })
+        gojson::to_vec(&Index::oci(manifests))
     }
 
     /// Docker's `manifest.json`.
@@ -154,12 +154,7 @@ impl ImageSet {
             let mut d =
                 Descriptor::new(media::OCI_INDEX, self.index_digest, self.index.len() as u64);
             if let Some(n) = name {
-                d.annotations
-                    .insert("io.containerd.image.name".into(), n.full.clone());
-                if let Some(tag) = &n.tag {
-                    d.annotations
-                        .insert("org.opencontainers.image.ref.name".into(), tag.clone());
-                }
+                n.annotate(&mut d);
             }
             d
         };
@@ -168,14 +163,7 @@ impl ImageSet {
         } else {
             names.iter().map(|n| descriptor(Some(n))).collect()
         };
-        gojson::to_vec(&Index {
-            schema_version: 2,
-            media_type: media::OCI_INDEX.into(),
-            artifact_type: String::new(),
-            manifests,
-            subject: None,
-            annotations: BTreeMap::new(),
-        })
+        gojson::to_vec(&Index::oci(manifests))
     }
 }
 

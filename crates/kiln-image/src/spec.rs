@@ -249,6 +249,20 @@ pub struct Index {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Index {
+    /// An OCI image index listing `manifests`, with nothing else set.
+    pub fn oci(manifests: Vec<Descriptor>) -> Index {
+        Index {
+            schema_version: 2,
+            media_type: media::OCI_INDEX.into(),
+            artifact_type: String::new(),
+            manifests,
+            subject: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// Docker's `HealthcheckConfig` (durations in nanoseconds).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
