@@ -462,6 +462,44 @@ fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
         );
         assert_eq!(pulled.image_digest(), entry["digest"].as_str().unwrap());
     }
+
+    // The whole image back: the same index (the registry's digest) over the same images, so
+    // normalizing it gives what normalizing the original layout gives.
+    let pulled = s.path("pulled-all");
+    let all = Run::ok(
+        s.kiln()
+            .args([
+                "pull",
+                "--progress",
+                "quiet",
+                "--all-platforms",
+                "--format",
+                "oci-dir",
+            ])
+            .arg("--cache-dir")
+            .arg(s.path("all-cache"))
+            .arg("-o")
+            .arg(&pulled)
+            .arg(format!("{}/multi@{index_digest}", reg.addr)),
+    );
+    assert_eq!(all.image_digest(), index_digest);
+    let served = std::fs::read(pulled.join("blobs/sha256").join(&index_digest[7..])).unwrap();
+    assert_eq!(format!("sha256:{}", sha256_hex(&served)), index_digest);
+    let normalized = |input: &Path, out: &str| {
+        Run::ok(
+            s.kiln()
+                .args(["normalize", "--progress", "quiet", "--all-platforms"])
+                .args(["--format", "oci", "--sde", "1700000000", "-o"])
+                .arg(s.path(out))
+                .arg(input),
+        )
+        .image_digest()
+    };
+    assert_eq!(normalized(&pulled, "n1.tar"), normalized(&multi, "n2.tar"));
+    assert_eq!(
+        sha256_file(&s.path("n1.tar")),
+        sha256_file(&s.path("n2.tar"))
+    );
 }
 
 /// `skopeo inspect --raw` of a plain-http image: the manifest bytes as served.

@@ -302,8 +302,8 @@ pub fn run(a: NormalizeArgs) -> CliResult {
     }
     if a.all_platforms && a.image.starts_with("docker://") {
         return Err(Failure::input(format!(
-            "{}: --all-platforms reads local OCI layouts and tarballs; copy the image with \
-             `skopeo copy --all` first, or normalize one platform at a time",
+            "{}: --all-platforms reads local OCI layouts and tarballs; fetch the image with \
+             `kiln pull --all-platforms --format oci` first, or normalize one platform at a time",
             a.image
         )));
     }

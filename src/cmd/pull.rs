@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use kiln_digest::{Digest, HashingReader};
+use kiln_image::export::{
+    write_file_atomically, write_set_layout_dir, write_set_tarball, ImageSet,
+};
 use kiln_image::spec::{self, ImageConfig};
 use kiln_image::store::BlobSource;
-use kiln_image::Image;
-use kiln_registry::{Cache, Client, ClientOptions, PulledImage, Reference, Source, Verify};
+use kiln_image::{Image, ImageName};
+use kiln_registry::{
+    Cache, Client, ClientOptions, MediaType, PulledImage, Reference, Source, Verify,
+};
 
 use crate::cmd::build::{image_names, write_output, OutputFormat};
 use crate::fail::{CliResult, Failure};
@@ -32,8 +37,13 @@ pub struct PullArgs {
     pub format: OutputFormat,
 
     /// Platform to pick from a multi-platform image, os/arch[/variant] (default: this machine's)
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     pub platform: Option<String>,
+
+    /// Pull every image of a multi-platform image and keep its index (--format oci or
+    /// oci-dir): the output's index digest is the registry's
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
 
     /// Image name to record in the output (repeatable): name[:tag] [default: REF's name and
     /// tag, when REF has a tag]
@@ -65,6 +75,7 @@ const PULL_EXAMPLES: &str = "\
 Examples:
   kiln pull -o busybox.tar registry.example/busybox@sha256:3f0408471efe0ab36280f5435d6851b5d1ad275341c84ab21349f03cd4f4e9c6
   kiln pull --format oci-dir -o busybox-layout --platform linux/arm64 busybox@sha256:...
+  kiln pull --format oci -o all.tar --all-platforms registry.example/app@sha256:<index>
 
 Every byte is checked against its digest before it is cached or written; the same image
 always gives the same output bytes.";
@@ -106,6 +117,11 @@ pub fn run(a: PullArgs) -> CliResult {
         }
     }
     check_output(&a.output, a.format)?;
+    if a.all_platforms && a.format == OutputFormat::Docker {
+        return Err(Failure::input(
+            "--all-platforms keeps the image index: use --format oci or --format oci-dir",
+        ));
+    }
 
     let cache_root = match &a.cache_dir {
         Some(d) => d.clone(),
@@ -142,6 +158,9 @@ pub fn run(a: PullArgs) -> CliResult {
         &platform.architecture,
         (!platform.variant.is_empty()).then_some(platform.variant.as_str()),
     );
+    if a.all_platforms {
+        return pull_all(&a, &cache, source, &pinned, &rplatform, &names);
+    }
     let pulled = cache.pull(source, &pinned, &rplatform)?;
     let image = image_of(&pulled)?;
     let blobs = CacheBlobs(&cache);
@@ -152,6 +171,61 @@ pub fn run(a: PullArgs) -> CliResult {
     }
     println!("image digest:       {}", image.manifest_digest);
     println!("platform:           {}", image.platform.display());
+    println!("output:             {}", a.output.display());
+    Ok(0)
+}
+
+/// `--all-platforms`: every image the index lists, and the index itself, byte for byte.
+fn pull_all(
+    a: &PullArgs,
+    cache: &Cache,
+    source: Source<'_>,
+    pinned: &Reference,
+    platform: &kiln_registry::Platform,
+    names: &[ImageName],
+) -> CliResult {
+    let top = cache.top_manifest(source, pinned)?;
+    let index = top.index().map_err(|_| {
+        Failure::input(format!(
+            "{}: {} is a single image ({}), not a multi-platform index: pull it without \
+             --all-platforms",
+            a.reference,
+            top.digest,
+            top.media_type.as_str()
+        ))
+    })?;
+    let mut images = Vec::new();
+    for entry in &index.manifests {
+        if MediaType::parse(&entry.media_type).is_some_and(|m| m.is_index()) {
+            return Err(Failure::input(format!(
+                "{}: index {} nests another index ({}), which kiln does not follow",
+                a.reference, top.digest, entry.digest
+            )));
+        }
+        let pulled = cache.pull(source, &pinned.pinned(entry.digest), platform)?;
+        images.push(image_of(&pulled)?);
+    }
+    let set = ImageSet {
+        images,
+        index_digest: top.digest,
+        index: top.bytes,
+    };
+    let blobs = CacheBlobs(cache);
+    match a.format {
+        OutputFormat::OciDir => write_set_layout_dir(&a.output, &set, &blobs, names)?,
+        _ => write_file_atomically(&a.output, |w| {
+            write_set_tarball(w, &set, &blobs, names)?;
+            Ok(())
+        })?,
+    }
+    println!("image digest:       {}", set.index_digest);
+    for img in &set.images {
+        println!(
+            "platform image:     {} {}",
+            img.manifest_digest,
+            img.platform.display()
+        );
+    }
     println!("output:             {}", a.output.display());
     Ok(0)
 }

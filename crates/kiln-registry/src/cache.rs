@@ -300,6 +300,17 @@ impl Cache {
         }
     }
 
+    /// The manifest or index a reference pinned by digest names, fetched (online) or read
+    /// from the cache, verified against the digest.
+    pub fn top_manifest(&self, source: Source<'_>, reference: &Reference) -> Result<Manifest> {
+        match reference.target() {
+            Target::Digest(d) => self.manifest_from(source, reference.repository(), &d),
+            Target::Tag(_) => Err(Error::OfflineTag {
+                reference: reference.to_string(),
+            }),
+        }
+    }
+
     /// Makes sure an image is in the cache: resolves the reference (online only; offline, it
     /// must be pinned by digest), picks the manifest for `platform` from an index, and fetches
     /// config and layers that are missing. Offline, every missing blob is reported at once.
