@@ -81,6 +81,14 @@ pub fn run(a: PushArgs) -> CliResult {
         (None, None) => Target::Tag("latest"),
     };
 
+    // A reference by digest must name what is pushed.
+    let same_digest = |kind: &str, actual: Digest| match r.digest() {
+        Some(d) if d != actual => Err(Failure::input(format!(
+            "{}: the reference names {d} but {what} holds {kind} {actual}",
+            a.reference
+        ))),
+        _ => Ok(()),
+    };
     let (pushed, counts) = if a.all_platforms {
         let index = import::PlatformIndex::read(&src)?;
         let media_type = MediaType::parse(&index.media_type).ok_or_else(|| {
@@ -89,14 +97,7 @@ pub fn run(a: PushArgs) -> CliResult {
                 index.digest, index.media_type
             ))
         })?;
-        if let Some(d) = r.digest() {
-            if d != index.digest {
-                return Err(Failure::input(format!(
-                    "{}: the reference names {d} but {what} holds index {}",
-                    a.reference, index.digest
-                )));
-            }
-        }
+        same_digest("index", index.digest)?;
         let mut counts = (0, 0);
         for m in &index.index.manifests {
             let img = import::load(&src, None, Some(&m.digest))?;
@@ -121,14 +122,7 @@ pub fn run(a: PushArgs) -> CliResult {
                 f
             }
         })?;
-        if let Some(d) = r.digest() {
-            if d != img.manifest_digest {
-                return Err(Failure::input(format!(
-                    "{}: the reference names {d} but {what} holds image {}",
-                    a.reference, img.manifest_digest
-                )));
-            }
-        }
+        same_digest("image", img.manifest_digest)?;
         let (media_type, u, e) = push_image(&client, repo, &src, &img, &what, mode)?;
         let manifest = Manifest::new(media_type, img.manifest_bytes.clone());
         let pushed = client.put_manifest(repo, &target, &manifest)?;
