@@ -8,7 +8,7 @@ use crate::parallel::{Engine, Input};
 use std::io::{self, Write};
 
 /// Input handed to each batch by default, per thread.
-pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+pub const DEFAULT_CHUNK_SIZE: usize = 512 << 10;
 
 enum Mode {
     /// Levels without a parallel encoder, or one thread.
@@ -64,7 +64,7 @@ fn parallel_params(level: Level) -> Option<Params> {
 /// [`GzipWriter`](crate::GzipWriter) (and so of Go 1.23) for the same `write` calls.
 ///
 /// Levels 4..=9 (including the default) run in parallel; other levels, or `threads < 2`,
-/// run the serial encoder. Input is handled in batches of `2 * threads` chunks (at most
+/// run the serial encoder. Input is handled in batches of `4 * threads` chunks (at most
 /// 64) of [`DEFAULT_CHUNK_SIZE`] bytes, and a batch's blocks are coded while the next one is
 /// parsed, so memory stays bounded: for 2 threads about two batches (8 MiB) of input plus,
 /// per chunk, a parser (640 KiB) and the tokens of two batches (up to 4 bytes per input
