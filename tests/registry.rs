@@ -501,17 +501,3 @@ fn a_multi_platform_layout_is_pushed_whole_with_all_platforms() {
         sha256_file(&s.path("n2.tar"))
     );
 }
-
-/// `skopeo inspect --raw` of a plain-http image: the manifest bytes as served.
-fn skopeo_raw(reference: &str) -> Option<Vec<u8>> {
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", reference])
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "skopeo inspect --raw {reference}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(out.stdout)
-}

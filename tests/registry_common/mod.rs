@@ -127,6 +127,22 @@ pub fn skopeo_inspect(reference: &str, creds: Option<&str>) -> Option<serde_json
     Some(serde_json::from_slice(&out.stdout).expect("skopeo JSON"))
 }
 
+/// `skopeo inspect --raw` of a plain-http image: the manifest bytes as served. `None` when
+/// skopeo cannot be had.
+pub fn skopeo_raw(reference: &str) -> Option<Vec<u8>> {
+    let skopeo = tool("skopeo", "skopeo")?;
+    let out = Command::new(skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false", reference])
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}
+
 /// The sha256 of a file, as lowercase hex.
 pub fn sha256_file(p: &Path) -> String {
     sha256_hex(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
