@@ -559,21 +559,47 @@ impl BitWriter {
             let value = (xlen as u32 - LENGTH_BASE[code]) << c.len | u32::from(c.code);
             *slot = (value, u32::from(c.len) + extra);
         }
-        self.out.reserve(tokens.len() * 3 + 16);
-        for &t in tokens {
-            if !t.is_match() {
-                self.write_code(lit[t.lit()]);
-                continue;
-            }
-            let (v, n) = len_codes[t.xlength()];
-            self.write_bits(v, n);
-            let xoff = t.xoffset();
-            let code = offset_code(xoff);
-            let c = off[code];
-            let extra = u32::from(OFFSET_EXTRA_BITS[code]);
-            let v = (xoff as u32 - OFFSET_BASE[code]) << c.len | u32::from(c.code);
-            self.write_bits(v, u32::from(c.len) + extra);
+        // Branch-free packing (the usual "is a word full" test mispredicts every few
+        // tokens): whole bytes are flushed first, so fewer than 8 bits are pending; a token
+        // adds at most 20 + 28 bits; then 8 bytes are stored and the whole ones kept.
+        while self.nbits >= 8 {
+            self.out.push(self.bits as u8);
+            self.bits >>= 8;
+            self.nbits -= 8;
         }
+        const MAX_TOKEN_BYTES: usize = 6;
+        let mut pos = self.out.len();
+        self.out.resize(pos + tokens.len() * MAX_TOKEN_BYTES + 8, 0);
+        let buf = &mut self.out[..];
+        let mut bits = self.bits;
+        let mut nbits = self.nbits;
+        for &t in tokens {
+            if t.is_match() {
+                let (v, n) = len_codes[t.xlength()];
+                bits |= u64::from(v) << nbits;
+                nbits += n;
+                let xoff = t.xoffset();
+                let code = offset_code(xoff);
+                let c = off[code];
+                let extra = u32::from(OFFSET_EXTRA_BITS[code]);
+                let v = (xoff as u32 - OFFSET_BASE[code]) << c.len | u32::from(c.code);
+                bits |= u64::from(v) << nbits;
+                nbits += u32::from(c.len) + extra;
+            } else {
+                let c = lit[t.lit()];
+                bits |= u64::from(c.code) << nbits;
+                nbits += u32::from(c.len);
+            }
+            if let Some(word) = buf.get_mut(pos..pos + 8) {
+                word.copy_from_slice(&bits.to_le_bytes());
+            }
+            pos += (nbits / 8) as usize;
+            bits >>= nbits & !7;
+            nbits &= 7;
+        }
+        self.out.truncate(pos);
+        self.bits = bits;
+        self.nbits = nbits;
         self.write_code(lit[END_BLOCK_MARKER]);
     }
 }
