@@ -258,6 +258,19 @@ fn a_skopeo_docker_archive_is_a_base_like_the_layout_it_came_from() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sha256_file(&from_layout), sha256_file(&from_archive));
 
+    // It cannot be pushed with a digest of its own (its manifest is synthesised): refused
+    // before any registry is contacted (nothing listens on port 9), with the ways out.
+    let o = kiln()
+        .args(["push", "--progress", "quiet"])
+        .arg(&archive)
+        .arg("127.0.0.1:9/x:y")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("old-style `docker save` archive"), "{err}");
+    assert!(err.contains("kiln normalize"), "{err}");
+
     // The same archive with one layer byte flipped: refused, nothing written.
     let unpacked = dir.path().join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();

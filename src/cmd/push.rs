@@ -148,7 +148,8 @@ fn image_media_type(img: &LoadedImage, what: &str) -> Result<MediaType, Failure>
         return Err(Failure::input(format!(
             "{what}: an old-style `docker save` archive (no index.json): its manifest is not a \
              registry manifest, so it cannot be pushed with its digest; re-export it as an OCI \
-             layout or kiln tarball"
+             layout (`skopeo copy docker-archive:FILE oci:DIR`) or repack it canonically \
+             (`kiln normalize FILE -o OUT.tar`) and push that"
         )));
     }
     match MediaType::parse(&img.manifest_media_type) {
