@@ -22,9 +22,9 @@
 //! serial output for the same `Write` calls.
 //!
 //! Work goes in batches of 4 chunks per thread: phase 1 parses every chunk at once (fresh
-//! parsers record checkpoints every 64 bytes over their first 512 KiB), phase 2 lets each
-//! parser follow the stream into the next chunk until it meets a checkpoint, then blocks
-//! are cut and coded. The real parser at the batch end carries over to the next batch.
+//! parsers record checkpoints every 64 bytes over their first 64 KiB; on layer tars the
+//! parsers meet within a few hundred bytes), phase 2 lets each parser follow the stream into
+//! the next chunk until it meets a checkpoint, then blocks are cut and coded. The real parser at the batch end carries over to the next batch.
 
 use crate::bitwriter::{BitWriter, Piece};
 use crate::deflate::MAX_FLATE_BLOCK_TOKENS;
@@ -38,7 +38,7 @@ const WINDOW: u64 = WINDOW_SIZE as u64;
 /// Distance between checkpoints where parsers compare states.
 const CHECKPOINT_STEP: u64 = 64;
 /// How far past a chunk start parsers look for a splice point.
-const SPLICE_ZONE: u64 = 512 * 1024;
+const SPLICE_ZONE: u64 = 64 * 1024;
 
 /// Input bytes and where the `Write` calls that brought them ended.
 pub(crate) struct Input<'a> {
