@@ -24,7 +24,8 @@
 //! Work goes in batches of 4 chunks per thread: phase 1 parses every chunk at once (fresh
 //! parsers record checkpoints every 64 bytes over their first 64 KiB; on layer tars the
 //! parsers meet within a few hundred bytes), phase 2 lets each parser follow the stream into
-//! the next chunk until it meets a checkpoint, then blocks are cut and coded. The real parser at the batch end carries over to the next batch.
+//! the next chunk until it meets a checkpoint, then blocks are cut and coded. The real
+//! parser at the batch end carries over to the next batch.
 
 use crate::bitwriter::{BitWriter, Piece};
 use crate::deflate::MAX_FLATE_BLOCK_TOKENS;
