@@ -68,10 +68,11 @@ impl Timestamp {
         Timestamp::from_secs(self.secs)
     }
 
-    /// Go's `Time.Round(time.Second)`: halves round up.
+    /// Go's `Time.Round(time.Second)`: halves round up (the last second of i64, which a
+    /// PAX header can name, stays itself rather than overflow).
     pub fn rounded(self) -> Timestamp {
         if self.nanos >= 500_000_000 {
-            Timestamp::from_secs(self.secs + 1)
+            Timestamp::from_secs(self.secs.saturating_add(1))
         } else {
             self.truncated()
         }

@@ -458,9 +458,10 @@ fn parse_pax_time(v: &[u8]) -> Option<Timestamp> {
     digits.resize(9, b'0');
     let nanos: u32 = std::str::from_utf8(&digits[..9]).ok()?.parse().ok()?;
     if ss.starts_with('-') && nanos != 0 {
-        // -1.5 means one and a half seconds before the epoch.
+        // -1.5 means one and a half seconds before the epoch (and there is no second
+        // before i64::MIN: an error, not an overflow).
         Some(Timestamp {
-            secs: secs - 1,
+            secs: secs.checked_sub(1)?,
             nanos: 1_000_000_000 - nanos,
         })
     } else {
