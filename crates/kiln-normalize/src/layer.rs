@@ -20,9 +20,10 @@
 //! of the root, hard links to anything not earlier in the layer or to a directory, device
 //! nodes (unless allowed), data shorter than its header claims.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 
 use kiln_image::section::FileSection;
@@ -273,26 +274,34 @@ impl LayerIndex {
             }
             w.flush().map_err(spill_err)?;
         }
-        // Whatever is written below must not go through a link or a file of this layer.
-        for e in &entries {
-            for a in names::ancestors(&e.path) {
-                if let Some(&j) = by_path.get(a) {
-                    let t = entries[j].header.typeflag;
-                    if t == typeflag::DIR {
-                        continue;
-                    }
-                    let what = if t == typeflag::SYMLINK {
-                        "a symlink in this layer (writing it would follow the link)"
-                    } else {
-                        "not a directory in this layer"
-                    };
-                    return Err(Error::input(format!(
-                        "entry {}: is inside {}, which is {what}",
-                        show(&e.path),
-                        show(a)
-                    )));
-                }
-            }
+        // Whatever is written below must not go through a link or a file of this layer. What
+        // lies below `a` sorts right from `a/` on, so each non-directory is one lookup in the
+        // sorted names (looking up every ancestor of every entry cost length x depth: hours
+        // for a single 1 MiB name of 512 Ki components).
+        let sorted: BTreeSet<&[u8]> = entries.iter().map(|e| e.path.as_slice()).collect();
+        for e in entries
+            .iter()
+            .filter(|e| e.header.typeflag != typeflag::DIR)
+        {
+            let mut below = e.path.clone();
+            below.push(b'/');
+            let Some(inner) = sorted
+                .range::<&[u8], _>((Bound::Included(below.as_slice()), Bound::Unbounded))
+                .next()
+                .filter(|p| p.starts_with(&below))
+            else {
+                continue;
+            };
+            let what = if e.header.typeflag == typeflag::SYMLINK {
+                "a symlink in this layer (writing it would follow the link)"
+            } else {
+                "not a directory in this layer"
+            };
+            return Err(Error::input(format!(
+                "entry {}: is inside {}, which is {what}",
+                show(inner),
+                show(&e.path)
+            )));
         }
         Ok(LayerIndex {
             entries,
