@@ -128,13 +128,20 @@ impl ImageSource {
         let Ok(records) = serde_json::from_slice::<Vec<DockerManifestRecord>>(&mj) else {
             return Ok(out);
         };
-        // Each member is looked at once, however often manifest.json lists it.
+        // Each member is looked at once, however often manifest.json lists it (a 16 MiB
+        // manifest.json can name one large config a million times).
         let mut seen = std::collections::BTreeSet::new();
+        let mut configs: BTreeMap<&str, Option<ImageConfig>> = BTreeMap::new();
         for rec in &records {
-            let config: Option<ImageConfig> = self
-                .read_small(&rec.config)?
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let diff_ids = config.as_ref().map_or(&[][..], |c| c.diff_ids());
+            if !configs.contains_key(rec.config.as_str()) {
+                let config = self
+                    .read_small(&rec.config)?
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                configs.insert(&rec.config, config);
+            }
+            let diff_ids = configs[rec.config.as_str()]
+                .as_ref()
+                .map_or(&[][..], |c| c.diff_ids());
             for (i, member) in rec.layers.iter().enumerate() {
                 let member = member.trim_start_matches("./");
                 if !seen.insert(member) {
@@ -329,12 +336,7 @@ impl PlatformIndex {
             .ok_or_else(|| invalid(&what, "has no index.json, so no multi-platform image"))?;
         let top: Index = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("index.json in {what}"), e.to_string()))?;
-        let mut named: Vec<&Descriptor> = Vec::new();
-        for m in &top.manifests {
-            if !named.iter().any(|n| n.digest == m.digest) {
-                named.push(m);
-            }
-        }
+        let named = distinct(&top.manifests);
         let [one] = named.as_slice() else {
             return Err(invalid(
                 &what,
@@ -405,8 +407,8 @@ pub fn load(
     if let Some(index_bytes) = source.read_small("index.json")? {
         let index: Index = serde_json::from_slice(&index_bytes)
             .map_err(|e| invalid(format!("index.json in {what}"), e.to_string()))?;
-        let desc = select(&index, source, platform, digest, &what)?;
-        return load_manifest(source, desc, Some((index_bytes, index)), platform);
+        let desc = select(&index, source, platform, digest, &what, 0)?;
+        return load_manifest(source, desc, Some((index_bytes, index)), platform, 0);
     }
     if let Some(mj) = source.read_small("manifest.json")? {
         return load_docker_save(source, &mj, &what);
@@ -417,13 +419,35 @@ pub fn load(
     ))
 }
 
+/// Indexes followed inside index.json's: real images nest one (a multi-platform index);
+/// a chain of thousands would overflow the stack.
+const MAX_NESTING: usize = 8;
+
+fn too_deep(what: &str) -> ImageError {
+    invalid(
+        what,
+        format!("indexes are nested more than {MAX_NESTING} deep"),
+    )
+}
+
+/// The descriptors naming distinct digests, first occurrence first.
+fn distinct(manifests: &[Descriptor]) -> Vec<&Descriptor> {
+    let mut seen = std::collections::BTreeSet::new();
+    manifests.iter().filter(|m| seen.insert(m.digest)).collect()
+}
+
+/// The image `index` names; `depth` counts the indexes followed to reach it.
 fn select(
     index: &Index,
     source: &ImageSource,
     platform: Option<&Platform>,
     digest: Option<&Digest>,
     what: &str,
+    depth: usize,
 ) -> Result<Descriptor, ImageError> {
+    if depth > MAX_NESTING {
+        return Err(too_deep(what));
+    }
     if let Some(d) = digest {
         // By digest: directly listed, or inside a nested index.
         if let Some(m) = index.manifests.iter().find(|m| m.digest == *d) {
@@ -451,12 +475,7 @@ fn select(
         return Ok(Descriptor::new(&mt, *d, bytes.len() as u64));
     }
     // Several index entries for the same manifest (one per name) are one image.
-    let mut unique: Vec<&Descriptor> = Vec::new();
-    for m in &index.manifests {
-        if !unique.iter().any(|u| u.digest == m.digest) {
-            unique.push(m);
-        }
-    }
+    let unique = distinct(&index.manifests);
     match unique.as_slice() {
         [] => Err(invalid(
             format!("index.json in {what}"),
@@ -467,7 +486,7 @@ fn select(
             let bytes = source.read_blob_verified(&one.digest)?;
             let nested: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(format!("index {} in {what}", one.digest), e.to_string()))?;
-            select(&nested, source, platform, None, what)
+            select(&nested, source, platform, None, what, depth + 1)
         }
         many => {
             let want = platform.ok_or_else(|| {
@@ -499,14 +518,18 @@ fn load_manifest(
     desc: Descriptor,
     index: Option<(Vec<u8>, Index)>,
     platform: Option<&Platform>,
+    depth: usize,
 ) -> Result<LoadedImage, ImageError> {
     let what = source.describe();
+    if depth > MAX_NESTING {
+        return Err(too_deep(&what));
+    }
     let bytes = source.read_blob_verified(&desc.digest)?;
     if is_index(&desc.media_type) {
         let nested: Index = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("index {} in {what}", desc.digest), e.to_string()))?;
-        let d = select(&nested, source, platform, None, &what)?;
-        return load_manifest(source, d, index, platform);
+        let d = select(&nested, source, platform, None, &what, depth + 1)?;
+        return load_manifest(source, d, index, platform, depth + 1);
     }
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("manifest {} in {what}", desc.digest), e.to_string()))?;
