@@ -68,16 +68,6 @@ pub fn symlink_escapes(path: &[u8], target: &[u8]) -> bool {
     false
 }
 
-/// The proper ancestors of a canonical path, nearest first: `a/b/c` -> `a/b`, `a`.
-pub fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut end = path.len();
-    std::iter::from_fn(move || {
-        let i = path[..end].iter().rposition(|&b| b == b'/')?;
-        end = i;
-        Some(&path[..i])
-    })
-}
-
 /// The last component of a canonical path.
 pub fn base_name(path: &[u8]) -> &[u8] {
     match path.iter().rposition(|&b| b == b'/') {
@@ -125,10 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn ancestors_and_names() {
-        let v: Vec<&[u8]> = ancestors(b"a/b/c").collect();
-        assert_eq!(v, vec![&b"a/b"[..], &b"a"[..]]);
-        assert_eq!(ancestors(b"a").count(), 0);
+    fn names() {
         assert_eq!(base_name(b"a/b/.wh.c"), b".wh.c");
         assert!(is_whiteout(b"a/.wh..wh..opq"));
         assert!(!is_whiteout(b"a.wh.b/c"));
