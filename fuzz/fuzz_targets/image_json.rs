@@ -5,11 +5,7 @@
 //! or a layout directory (no index.json, no manifest.json when a part is a lone `-`).
 #![no_main]
 
-use std::io::Read;
-
 use kiln_digest::Digest;
-use kiln_image::import::{load, ImageSource, PlatformIndex};
-use kiln_image::spec::Platform;
 use kiln_layer::tar::{typeflag, Header, TarWriter, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
@@ -82,37 +78,5 @@ fuzz_target!(|data: &[u8]| {
         }
         dir.path().to_path_buf()
     };
-    let source = match ImageSource::open(path.to_str().unwrap()) {
-        Ok(s) => s,
-        Err(e) => {
-            assert!(!e.to_string().is_empty());
-            return;
-        }
-    };
-    if let Err(e) = PlatformIndex::read(&source) {
-        assert!(!e.to_string().is_empty());
-    }
-    let platform = Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        ..Platform::default()
-    };
-    for p in [None, Some(&platform)] {
-        match load(&source, p, None) {
-            Ok(img) => {
-                for l in &img.manifest.layers {
-                    let Ok(size) = u64::try_from(l.size) else {
-                        continue;
-                    };
-                    if let Ok(mut r) = source.open_blob_verified(&l.digest, size) {
-                        let mut sink = Vec::new();
-                        let _ = r.read_to_end(&mut sink);
-                    }
-                }
-                let _ = img.platform();
-                let _ = kiln_normalize::normalize_config(&img.config, Vec::new(), 0);
-            }
-            Err(e) => assert!(!e.to_string().is_empty()),
-        }
-    }
+    kiln_fuzz::load_image(path.to_str().unwrap(), true);
 });

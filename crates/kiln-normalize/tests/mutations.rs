@@ -1,7 +1,7 @@
 //! Mutated layer tars and image tarballs never panic, hang or allocate without bound: the tar
 //! reader, BuildKit's rewrite-timestamp conversion, `normalize_layer` and the image loader
-//! return, and every error says something. Deterministic (a fixed-seed xorshift, no
-//! dependency). Inputs that once failed are kept in testdata/fuzz-regressions; the
+//! return, and every error says something. Deterministic (a fixed-seed xorshift from
+//! kiln-testkit). Inputs that once failed are kept in testdata/fuzz-regressions; the
 //! coverage-guided targets these complement are in fuzz/.
 
 use std::io::{Read, Write};
@@ -14,24 +14,7 @@ use kiln_layer::rewrite::rewrite_tar;
 use kiln_layer::tar::{typeflag, Format, Header, TarReader, TarWriter, Timestamp};
 use kiln_layer::Compression;
 use kiln_normalize::{normalize_layer, Devices, Expected, LayerOptions, Scrubber};
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
+use kiln_testkit::rng::Rng;
 
 const BLOCK: usize = 512;
 const EPOCH: i64 = 1_700_000_000;
