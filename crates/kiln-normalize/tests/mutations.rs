@@ -297,7 +297,7 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
             let o = *rng.pick(&hs);
             for _ in 0..1 + rng.below(4) {
                 let i = o + rng.below(BLOCK);
-                t[i] = rng.next() as u8;
+                t[i] = rng.next_u64() as u8;
             }
             fix_checksum(&mut t[o..o + BLOCK]);
         }
