@@ -16,10 +16,10 @@ const PREV_SLOTS: usize = 2 * WINDOW_SIZE;
 const PREV_MASK: usize = PREV_SLOTS - 1;
 /// How far ahead of the parser (lazy levels) positions are hashed, in one tight loop:
 /// separate from the branchy parse, the table updates of consecutive positions overlap (the
-/// serial encoder takes 2.22 s instead of 2.35 s for a Debian layer, same bytes; ~6% slower on
-/// random data, where chains are empty and the table is twice as large). Go hashes
-/// each position when the parser reaches it; the chains a walk can see are the same, as
-/// every walk starts from the link stored for its own position and goes backwards.
+/// serial encoder takes 2.22 s instead of 2.35 s for a Debian layer, same bytes; ~6% slower
+/// on random data, where chains are empty and the table is twice as large). Go hashes each
+/// position when the parser reaches it; the chains a walk can see are the same, as every
+/// walk starts from the link stored for its own position and goes backwards.
 const HASH_AHEAD: usize = 1024;
 const HASH_BITS: u32 = 17;
 /// Chain links stored per position slot (see `Matcher::hash_prev`). With 2 the serial encoder
@@ -110,8 +110,8 @@ pub(crate) struct Matcher {
     // Fixed-size so that masked indexing needs no bounds checks.
     hash_head: Box<[u32; HASH_SIZE]>,
     /// Per position (slot: the stored position modulo [`PREV_SLOTS`]): Go's `hashPrev` link
-    /// and, not in Go, the next [`LINKS`]` - 1` links down the chain, side by side in one cache line, so that a chain walk needs one
-    /// dependent load per `LINKS` links. The walk is latency bound and this shortens its
+    /// and, not in Go, the next [`LINKS`]` - 1` links down the chain, side by side in one
+    /// cache line, so that a chain walk needs one dependent load per `LINKS` links. The walk is latency bound and this shortens its
     /// critical path; the candidates and their order stay Go's.
     hash_prev: Box<[[u32; LINKS]; PREV_SLOTS]>,
     /// Window index below which every position is hashed or was passed unhashed (Go skips
