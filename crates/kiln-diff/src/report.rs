@@ -92,8 +92,33 @@ pub struct Report {
     pub differences: Vec<Difference>,
 }
 
+/// The widest a value cell gets in the table: a whole layer list or a long label would
+/// otherwise push the other column off any screen. `--json` keeps every value whole.
+pub const MAX_CELL: usize = 72;
+
+/// `s` cut to [`MAX_CELL`] characters, saying how much was left out.
+fn shorten(s: String) -> String {
+    let n = s.chars().count();
+    if n <= MAX_CELL {
+        return s;
+    }
+    // Keep as much as fits beside the note, whose length depends on what it counts.
+    let mut keep = MAX_CELL;
+    let note = loop {
+        let note = format!("… (+{} chars)", n - keep);
+        if keep + note.chars().count() <= MAX_CELL {
+            break note;
+        }
+        keep -= 1;
+    };
+    let mut cut: String = s.chars().take(keep).collect();
+    cut.push_str(&note);
+    cut
+}
+
 impl Report {
-    /// The table, columns padded; a header line even when there are no rows.
+    /// The table, columns padded; a header line even when there are no rows. Values longer
+    /// than [`MAX_CELL`] characters are shortened (`--json` has them whole).
     pub fn table(&self) -> String {
         let rows: Vec<[String; 4]> = self
             .differences
@@ -102,8 +127,8 @@ impl Report {
                 [
                     d.category.name().to_string(),
                     d.name.clone(),
-                    d.cell(0),
-                    d.cell(1),
+                    shorten(d.cell(0)),
+                    shorten(d.cell(1)),
                 ]
             })
             .collect();
@@ -136,5 +161,73 @@ impl Report {
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(differences: Vec<Difference>) -> Report {
+        Report {
+            inputs: ["a".into(), "b".into()],
+            image_digests: [String::new(), String::new()],
+            semantic: false,
+            equal: differences.is_empty(),
+            differences,
+        }
+    }
+
+    #[test]
+    fn table_pads_columns_and_names_fields() {
+        let r = report(vec![
+            Difference::new(
+                Category::Config,
+                "config.User",
+                "",
+                None,
+                Some("nobody".into()),
+            ),
+            Difference::new(
+                Category::File,
+                "layers[0]/etc/passwd",
+                "mode",
+                Some("0644".into()),
+                Some("0600".into()),
+            ),
+        ]);
+        assert_eq!(
+            r.table(),
+            "TYPE      NAME                    INPUT-0      INPUT-1\n\
+             Config    config.User             (absent)     nobody\n\
+             File      layers[0]/etc/passwd    mode=0644    mode=0600\n"
+        );
+        assert_eq!(
+            report(vec![]).table(),
+            "TYPE    NAME    INPUT-0    INPUT-1\n"
+        );
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_the_table_only() {
+        let long = "x".repeat(500);
+        let r = report(vec![Difference::new(
+            Category::Manifest,
+            "manifest.layers",
+            "",
+            Some(long.clone()),
+            Some("[]".into()),
+        )]);
+        let table = r.table();
+        let row = table.lines().nth(1).unwrap();
+        let cell = row
+            .split("    ")
+            .find(|c| c.starts_with('x'))
+            .unwrap()
+            .to_string();
+        assert_eq!(cell.chars().count(), MAX_CELL);
+        assert!(cell.ends_with("… (+442 chars)"), "{cell}");
+        assert!(row.ends_with("    []"), "{row}");
+        assert!(r.json().contains(&long));
     }
 }
