@@ -18,6 +18,31 @@ pub enum ProgressMode {
     Quiet,
 }
 
+/// `--progress MODE` and its short form `-q/--quiet`, shared by every command that reports
+/// progress.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct ProgressArgs {
+    /// Progress output on stderr: `auto` (live bars for blob transfers on a terminal, else as
+    /// `plain`), `plain` (one line per step or blob) or `quiet` (errors only). The summary
+    /// always goes to stdout.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+
+    /// Same as --progress quiet
+    #[arg(short, long, conflicts_with = "progress")]
+    quiet: bool,
+}
+
+impl ProgressArgs {
+    pub fn mode(&self) -> ProgressMode {
+        if self.quiet {
+            ProgressMode::Quiet
+        } else {
+            self.progress
+        }
+    }
+}
+
 pub struct Printer {
     mode: ProgressMode,
 }

@@ -206,6 +206,47 @@ fn normalizing_twice_changes_nothing() {
     }
 }
 
+/// `-q` is `--progress quiet`, as in docker buildx: nothing on stderr, the summary still on
+/// stdout; naming both is a usage error.
+#[test]
+fn quiet_flag_silences_progress_but_not_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let b = layers(EPOCH + 1, false, false, OLD);
+    docker_save(
+        &d.join("in.tar"),
+        &b,
+        &config(&diff_ids(&b), "2040-05-05T05:05:05Z", &[]),
+    );
+    let sde = EPOCH.to_string();
+    let plain = run_ok(
+        kiln()
+            .args(["normalize", "--progress", "plain", "--sde", &sde, "-o"])
+            .arg(d.join("p.tar"))
+            .arg(d.join("in.tar")),
+    );
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("#normalized layer 1/2"));
+    let quiet = run_ok(
+        kiln()
+            .args(["normalize", "-q", "--sde", &sde, "-o"])
+            .arg(d.join("q.tar"))
+            .arg(d.join("in.tar")),
+    );
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    assert!(String::from_utf8_lossy(&quiet.stdout).starts_with("image digest:"));
+    assert_eq!(
+        std::fs::read(d.join("p.tar")).unwrap(),
+        std::fs::read(d.join("q.tar")).unwrap()
+    );
+    let both = run(kiln()
+        .args(["normalize", "-q", "--progress", "plain", "-o"])
+        .arg(d.join("b.tar"))
+        .arg(d.join("in.tar")));
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
+    assert!(!d.join("b.tar").exists());
+}
+
 fn fixture_epoch(case: &str) -> (String, serde_json::Value) {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/fixtures")

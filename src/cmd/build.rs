@@ -13,7 +13,7 @@ use kiln_image::{Image, ImageName, TarballKind};
 use kiln_layer::Compression;
 
 use crate::fail::{CliResult, Failure};
-use crate::progress::{Printer, ProgressMode};
+use crate::progress::{Printer, ProgressArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -86,9 +86,8 @@ pub struct BuildArgs {
     #[arg(long = "metadata-file", value_name = "PATH")]
     pub metadata_file: Option<PathBuf>,
 
-    /// Progress output on stderr
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 
     /// Default network for RUN (RUN --network overrides it)
     #[arg(long, value_enum, default_value = "host")]
@@ -246,7 +245,7 @@ pub fn run(a: BuildArgs) -> CliResult {
 
 /// Builds as `a` says: natively, or through BuildKit when the plan says so.
 pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
-    let printer = Printer::new(a.progress);
+    let printer = Printer::new(a.progress.mode());
     let epoch = a.epoch.resolve()?;
     let build_args = key_values(&a.build_args, "--build-arg", true)?;
     let annotations = key_values(&a.annotations, "--annotation", false)?;
@@ -325,7 +324,7 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
     } else {
         Some(kiln_registry::Client::new(kiln_registry::ClientOptions {
             insecure_registries: a.insecure_registries.clone(),
-            progress: crate::progress::transfers(a.progress),
+            progress: crate::progress::transfers(a.progress.mode()),
             ..Default::default()
         }))
     };

@@ -20,7 +20,7 @@ use kiln_normalize::{Devices, InputOptions, ManifestFormat, NormalizedLayer, Opt
 
 use crate::cmd::build::{image_names, write_output, CompressionArg, OutputFormat};
 use crate::fail::{CliResult, Failure};
-use crate::progress::ProgressMode;
+use crate::progress::{ProgressArgs, ProgressMode};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = NORMALIZE_EXAMPLES)]
@@ -72,9 +72,8 @@ pub struct NormalizeArgs {
     #[arg(long = "allow-device-nodes")]
     pub allow_device_nodes: bool,
 
-    /// Progress output on stderr
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -340,7 +339,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
         jobs,
     };
     let printer = || LayerPrinter {
-        quiet: a.progress == ProgressMode::Quiet,
+        quiet: a.progress.mode() == ProgressMode::Quiet,
         pending: Mutex::new((0, BTreeMap::new())),
     };
     let mut out = String::new();

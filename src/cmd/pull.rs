@@ -19,7 +19,7 @@ use kiln_registry::{
 
 use crate::cmd::build::{image_names, write_output, OutputFormat};
 use crate::fail::{CliResult, Failure};
-use crate::progress::{self, ProgressMode};
+use crate::progress::{self, ProgressArgs, ProgressMode};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = PULL_EXAMPLES)]
@@ -66,9 +66,8 @@ pub struct PullArgs {
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
 
-    /// Progress output on stderr (bars only in `auto` mode on a terminal)
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 const PULL_EXAMPLES: &str = "\
@@ -130,7 +129,7 @@ pub fn run(a: PullArgs) -> CliResult {
         })?,
     };
     let cache = Cache::open(&cache_root).map_err(|e| Failure::env(format!("cache: {e}")))?;
-    let client = (!a.offline).then(|| client(&a.insecure_registries, a.progress));
+    let client = (!a.offline).then(|| client(&a.insecure_registries, a.progress.mode()));
     let source = match &client {
         Some(c) => Source::Online(c),
         None => Source::Offline,

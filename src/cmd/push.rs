@@ -13,7 +13,7 @@ use kiln_registry::{Manifest, MediaType, PushOutcome, Target, UploadMode};
 
 use crate::cmd::pull::{client, parse_reference};
 use crate::fail::{CliResult, Failure};
-use crate::progress::ProgressMode;
+use crate::progress::ProgressArgs;
 
 #[derive(Args, Debug)]
 #[command(after_long_help = PUSH_EXAMPLES)]
@@ -46,9 +46,8 @@ pub struct PushArgs {
     #[arg(long = "digest-file", value_name = "PATH")]
     pub digest_file: Option<PathBuf>,
 
-    /// Progress output on stderr (bars only in `auto` mode on a terminal)
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 const PUSH_EXAMPLES: &str = "\
@@ -73,7 +72,7 @@ pub fn run(a: PushArgs) -> CliResult {
         Some(n) => UploadMode::Chunked(usize::try_from(n).unwrap_or(usize::MAX)),
         None => UploadMode::Monolithic,
     };
-    let client = client(&a.insecure_registries, a.progress);
+    let client = client(&a.insecure_registries, a.progress.mode());
     let repo = r.repository();
     let target = match (r.tag(), r.digest()) {
         (Some(t), _) => Target::Tag(t),
