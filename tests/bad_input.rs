@@ -51,6 +51,17 @@ const CASES: &[Case] = &[
         expect: &["Dockerfile:2", "outside the build context"],
     },
     Case {
+        // The tag is refused as unpinned even though no registry answers (port 9 is closed).
+        name: "floating tag, registry unreachable",
+        dockerfile: "FROM 127.0.0.1:9/base:1\nCOPY present.txt /\n",
+        expect: &[
+            "Dockerfile:1",
+            "floating tag",
+            "--allow-floating-tags",
+            "127.0.0.1:9",
+        ],
+    },
+    Case {
         name: "RUN without a sandbox base",
         dockerfile: "FROM scratch\nRUN true\n",
         expect: &["Dockerfile:2"],

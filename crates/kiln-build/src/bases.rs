@@ -232,7 +232,18 @@ impl<'a> ImageResolver<'a> {
                     "FROM {reference}: a tag without a digest cannot be resolved offline; pin it as name@sha256:..."
                 )));
             };
-            let digest = client.resolve(&r).map_err(registry_err)?;
+            let digest = match client.resolve(&r) {
+                Ok(d) => d,
+                // Unpinned is the first thing to fix, and it needs no registry to say so.
+                Err(e) if !self.allow_floating_tags => {
+                    return Err(BuildError::input(format!(
+                        "FROM {reference} is a floating tag: pin it by digest (name@sha256:...) \
+                         for a reproducible build, or pass --allow-floating-tags.\n\
+                         (kiln tried to look up the digest it points to now: {e})"
+                    )))
+                }
+                Err(e) => return Err(registry_err(e)),
+            };
             // The user's name and tag kept, the digest added: `debian:bookworm@sha256:...`
             // (the digest wins; the tag stays as documentation).
             let pinned = format!("{}@{digest}", r.familiar());
