@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use images::*;
 
+#[path = "common/multi.rs"]
+mod multi;
+
 const BUSYBOX: &str = "sha256:3f0408471efe0ab36280f5435d6851b5d1ad275341c84ab21349f03cd4f4e9c6";
 
 struct Registry {
@@ -183,4 +186,78 @@ fn registry_images_are_inputs_like_any_other() {
     drop(reg);
     run_ok(c.arg(&reference));
     assert_eq!(image_digest(&tmp.path().join("offline.tar")), local);
+}
+
+/// `--all-platforms` on a registry index: every platform's image is pulled through the cache
+/// and normalized, giving the index digest that normalizing the same local layout gives;
+/// offline, from the cache alone, too. A single image is refused with the way out.
+#[test]
+fn a_registry_index_is_normalized_platform_by_platform() {
+    let Some(reg) = start_registry() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (multi, index_digest, _) = multi::layout(tmp.path(), true);
+    let repo = format!("{}/multi", reg.addr);
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q", "--all", "--preserve-digests"])
+            .arg("--dest-tls-verify=false")
+            .arg(format!("oci:{}", multi.display()))
+            .arg(format!("docker://{repo}:v1")),
+    );
+    let cache = tmp.path().join("cache");
+    let norm = |input: &str, out: &str, extra: &[&str]| {
+        let mut c = kiln();
+        c.args(["normalize", "-q", "--sde", "1700000000", "--all-platforms"])
+            .args(["--format", "oci-dir", "--cache-dir"])
+            .arg(&cache)
+            .args(extra)
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .arg(input);
+        run(&mut c)
+    };
+    let printed = |o: &std::process::Output| {
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("image digest:"))
+            .map(|d| d.trim().to_string())
+            .unwrap_or_else(|| panic!("no digest in {stdout}"))
+    };
+    let local = printed(&norm(multi.to_str().unwrap(), "local", &[]));
+    let pinned = format!("docker://{repo}@{index_digest}");
+    let remote = norm(&pinned, "remote", &[]);
+    assert!(String::from_utf8_lossy(&remote.stdout).contains("attestations:       1 dropped"));
+    assert_eq!(printed(&remote), local);
+    assert_eq!(
+        printed(&norm(&format!("docker://{repo}:v1"), "tagged", &[])),
+        local
+    );
+
+    let single = format!("docker://{repo}@{}", {
+        let index: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(multi.join("blobs/sha256").join(&index_digest[7..])).unwrap(),
+        )
+        .unwrap();
+        index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    let refused = norm(&single, "single", &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("not a multi-platform index") && err.contains("without --all-platforms"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("single").exists());
+
+    drop(reg);
+    assert_eq!(printed(&norm(&pinned, "offline", &["--offline"])), local);
 }

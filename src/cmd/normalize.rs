@@ -11,7 +11,7 @@ use kiln_image::export::{
 };
 use kiln_image::gojson;
 use kiln_image::gotime::GoTime;
-use kiln_image::import::{self, ImageSource, PlatformIndex};
+use kiln_image::import::{self, PlatformIndex};
 use kiln_image::spec::{Descriptor, Index};
 use kiln_image::store::BlobStore;
 use kiln_layer::Compression;
@@ -59,8 +59,9 @@ pub struct NormalizeArgs {
     pub platform: Option<String>,
 
     /// Normalize every image of a multi-platform input (an OCI layout or OCI tarball whose
-    /// index.json names one image index) and write them under a new index (--format oci or
-    /// oci-dir). Attestation manifests are dropped: they attest the images as they were.
+    /// index.json names one image index, or a registry index) and write them under a new
+    /// index (--format oci or oci-dir). Attestation manifests are dropped (and not
+    /// downloaded): they attest the images as they were.
     #[arg(long = "all-platforms")]
     pub all_platforms: bool,
 
@@ -135,6 +136,7 @@ Examples:
   kiln normalize --format oci-dir -o layout/ docker://registry.example/app@sha256:...
   kiln normalize --scrub apt-logs,ldconfig-cache,pycache -o out.tar in.oci.tar
   kiln normalize --all-platforms --format oci -o multi.norm.tar buildx-layout/
+  kiln normalize --all-platforms --format oci-dir -o multi/ docker://registry.example/app@sha256:...
 
 Normalizing a normalized image with the same options gives the same bytes.";
 
@@ -299,13 +301,6 @@ pub fn run(a: NormalizeArgs) -> CliResult {
             "--all-platforms writes an OCI image index: use --format oci or --format oci-dir",
         ));
     }
-    if a.all_platforms && a.image.starts_with("docker://") {
-        return Err(Failure::input(format!(
-            "{}: --all-platforms reads local OCI layouts and tarballs; fetch the image with \
-             `kiln pull --all-platforms --format oci` first, or normalize one platform at a time",
-            a.image
-        )));
-    }
 
     // Spill files and new blobs live beside the output (same file system, not a tmpfs), in
     // a directory removed when done.
@@ -344,27 +339,23 @@ pub fn run(a: NormalizeArgs) -> CliResult {
     };
     let mut out = String::new();
     if a.all_platforms {
-        let spec = a.image.strip_prefix("oci-layout://").unwrap_or(&a.image);
-        let source = ImageSource::open(spec)?;
-        let index = PlatformIndex::read(&source)?;
+        let opened = kiln_normalize::input::open_index(&a.image, &input)?;
+        let source = &opened.source;
+        let index = PlatformIndex::read(source)?;
         let mut images = Vec::new();
         let mut manifests = Vec::new();
         let mut report = String::new();
         let mut dropped = 0;
         for m in &index.index.manifests {
-            if m.annotations
-                .get("vnd.docker.reference.type")
-                .map(String::as_str)
-                == Some("attestation-manifest")
-            {
+            if kiln_normalize::input::is_attestation(m) {
                 dropped += 1;
                 continue;
             }
-            let loaded = import::load(&source, None, Some(&m.digest))?;
+            let loaded = import::load(source, None, Some(&m.digest))?;
             let what = format!("{} ({})", a.image, m.digest);
             let result = kiln_normalize::normalize_image(
                 &what,
-                &source,
+                source,
                 &loaded,
                 &opts,
                 &store,

@@ -92,9 +92,10 @@ pub struct Report {
     pub differences: Vec<Difference>,
 }
 
-/// The widest a value cell gets in the table: a whole layer list or a long label would
-/// otherwise push the other column off any screen. `--json` keeps every value whole.
-pub const MAX_CELL: usize = 72;
+/// The widest a value cell gets in the table, so that a whole layer list or a long label
+/// does not push the other column off the screen. A digest with its field name
+/// (`diff_id=sha256:...`, 79) always fits. `--json` keeps every value whole.
+pub const MAX_CELL: usize = 96;
 
 /// `s` cut to [`MAX_CELL`] characters, saying how much was left out.
 fn shorten(s: String) -> String {
@@ -226,7 +227,10 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(cell.chars().count(), MAX_CELL);
-        assert!(cell.ends_with("… (+442 chars)"), "{cell}");
+        assert!(
+            cell.ends_with(&format!("… (+{} chars)", 500 - (MAX_CELL - 14))),
+            "{cell}"
+        );
         assert!(row.ends_with("    []"), "{row}");
         assert!(r.json().contains(&long));
     }
