@@ -35,20 +35,38 @@ fn parse_id(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// Looks `name` up in passwd-format `data`: (uid, gid) of the first match.
+/// A numeric field of a passwd or group line as moby/sys/user's `parseLine` reads it:
+/// `strconv.Atoi` with the error ignored, so anything unparsable is 0. (Values outside u32
+/// also become 0 here: BuildKit would pass them on to a chown that fails.)
+fn field_id(f: Option<&[u8]>) -> u32 {
+    f.and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+/// The lines moby/sys/user parses: trimmed, blank ones skipped, and for group files
+/// comment lines too (its passwd parser keeps them).
+fn entries(data: &[u8], skip_comments: bool) -> impl Iterator<Item = Vec<&[u8]>> {
+    data.split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(move |l| !l.is_empty() && (!skip_comments || l[0] != b'#'))
+        .map(|l| l.split(|&b| b == b':').collect())
+}
+
+/// Looks `name` up in passwd-format `data`: (uid, gid) of the first match. Short lines
+/// match too, their missing ids read as 0, as BuildKit's parser reads them.
 pub fn lookup_user(data: &[u8], name: &str) -> Option<(u32, u32)> {
-    String::from_utf8_lossy(data).lines().find_map(|line| {
-        let f: Vec<&str> = line.trim().split(':').collect();
-        (f.len() >= 4 && f[0] == name).then(|| Some((parse_id(f[2])?, parse_id(f[3])?)))?
-    })
+    entries(data, false)
+        .find(|f| f[0] == name.as_bytes())
+        .map(|f| (field_id(f.get(2).copied()), field_id(f.get(3).copied())))
 }
 
 /// Looks `name` up in group-format `data`: its gid.
 pub fn lookup_group(data: &[u8], name: &str) -> Option<u32> {
-    String::from_utf8_lossy(data).lines().find_map(|line| {
-        let f: Vec<&str> = line.trim().split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| parse_id(f[2]))?
-    })
+    entries(data, true)
+        .find(|f| f[0] == name.as_bytes())
+        .map(|f| field_id(f.get(2).copied()))
 }
 
 /// Resolves a `--chown` value (`user`, `user:group`, ids or names) against `tree`.
@@ -98,5 +116,24 @@ mod tests {
         assert_eq!(lookup_user(p, "app"), Some((1000, 1001)));
         assert_eq!(lookup_user(p, "nobody"), None);
         assert_eq!(lookup_group(b"root:x:0:\napp:x:1000:\n", "app"), Some(1000));
+    }
+
+    /// moby/sys/user's quirks, which BuildKit's `--chown` inherits: short lines and
+    /// unparsable ids match with id 0, surrounding blanks are trimmed, the first match
+    /// wins, and only group files have comments.
+    #[test]
+    fn lookups_read_files_as_buildkit_does() {
+        let p = b"  short:x:7 \r\nbad:x:abc:9\n\n#c:x:5:5\nbad:x:1:1\nplus:x:+3:4\nneg:x:-1:2\n";
+        assert_eq!(lookup_user(p, "short"), Some((7, 0)));
+        assert_eq!(lookup_user(p, "bad"), Some((0, 9)));
+        assert_eq!(lookup_user(p, "#c"), Some((5, 5)));
+        assert_eq!(lookup_user(p, "plus"), Some((3, 4)));
+        assert_eq!(lookup_user(p, "neg"), Some((0, 2)));
+        assert_eq!(lookup_user(b"lone\n", "lone"), Some((0, 0)));
+        let g = b"#app:x:1:\n app:x:2:a,b\nother\n";
+        assert_eq!(lookup_group(g, "app"), Some(2));
+        assert_eq!(lookup_group(g, "#app"), None);
+        assert_eq!(lookup_group(g, "other"), Some(0));
+        assert_eq!(lookup_user(b"\xff\xfe:x:4:4\nu:x:5:5\n", "u"), Some((5, 5)));
     }
 }
