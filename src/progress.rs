@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_normalize::image::Phase;
+use kiln_normalize::NormalizedLayer;
 use kiln_registry::{Digest, Direction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -193,6 +195,105 @@ impl kiln_registry::Progress for Bars {
             if ok {
                 let _ = self.multi.println(done_line(direction, digest, bytes));
             }
+        }
+    }
+}
+
+/// Progress of `kiln normalize`: one line per finished layer, in layer order whichever
+/// worker finishes first (`plain`, and `auto` off a terminal), nothing (`quiet`); in `auto`
+/// mode on a terminal also a live bar per layer in flight, reading then writing.
+pub struct LayerProgress {
+    quiet: bool,
+    /// The next layer to print, and finished layers waiting for it.
+    pending: Mutex<(usize, BTreeMap<usize, String>)>,
+    bars: Option<LayerBars>,
+}
+
+struct LayerBars {
+    multi: MultiProgress,
+    bars: Mutex<BTreeMap<usize, ProgressBar>>,
+}
+
+impl LayerProgress {
+    pub fn new(mode: ProgressMode) -> LayerProgress {
+        let bars =
+            (mode == ProgressMode::Auto && std::io::stderr().is_terminal()).then(|| LayerBars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(BTreeMap::new()),
+            });
+        LayerProgress {
+            quiet: mode == ProgressMode::Quiet,
+            pending: Mutex::new((0, BTreeMap::new())),
+            bars,
+        }
+    }
+
+    fn print(&self, text: &str) {
+        match &self.bars {
+            Some(b) => {
+                let _ = b.multi.println(text.trim_end());
+            }
+            None => eprint!("{text}"),
+        }
+    }
+}
+
+impl kiln_normalize::image::Progress for LayerProgress {
+    fn layer_bytes(&self, index: usize, phase: Phase, done: u64) {
+        let Some(b) = &self.bars else { return };
+        let Ok(mut bars) = b.bars.lock() else { return };
+        let bar = bars.entry(index).or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+                .with_style(Bars::style(false));
+            b.multi.add(bar)
+        });
+        let (label, total) = match phase {
+            Phase::Reading { total } => ("reading", Some(total)),
+            Phase::Writing => ("writing", None),
+        };
+        let prefix = format!("layer {} {label}", index + 1);
+        if bar.prefix() != prefix {
+            // A new phase: its own count and rate.
+            bar.reset();
+            bar.set_style(Bars::style(total.is_some()));
+            bar.set_prefix(prefix);
+            match total {
+                Some(t) => bar.set_length(t),
+                None => bar.unset_length(),
+            }
+        }
+        bar.set_position(done);
+    }
+
+    fn layer_done(&self, index: usize, total: usize, l: &NormalizedLayer) {
+        if let Some(b) = &self.bars {
+            if let Some(bar) = b.bars.lock().ok().and_then(|mut m| m.remove(&index)) {
+                bar.finish_and_clear();
+                b.multi.remove(&bar);
+            }
+        }
+        if self.quiet {
+            return;
+        }
+        let mut text = format!(
+            "#normalized layer {}/{total}: {} entries, {} mtimes clamped, {} hard links\n",
+            index + 1,
+            l.stats.entries_written,
+            l.stats.mtimes_clamped,
+            l.stats.hardlinks
+        );
+        for s in &l.stats.scrubbed {
+            text.push_str(&format!("  scrub {}: {} {}\n", s.rule, s.action, s.path));
+        }
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        p.1.insert(index, text);
+        loop {
+            let next = p.0;
+            let Some(t) = p.1.remove(&next) else { break };
+            self.print(&t);
+            p.0 += 1;
         }
     }
 }

@@ -1,8 +1,6 @@
 //! `kiln normalize`: repack any image into kiln's canonical, reproducible form.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use clap::Args;
 use kiln_digest::Digest;
@@ -15,12 +13,11 @@ use kiln_image::import::{self, PlatformIndex};
 use kiln_image::spec::{Descriptor, Index};
 use kiln_image::store::BlobStore;
 use kiln_layer::Compression;
-use kiln_normalize::image::Progress;
 use kiln_normalize::{Devices, InputOptions, ManifestFormat, NormalizedLayer, Options, Scrubber};
 
 use crate::cmd::build::{image_names, write_output, CompressionArg, OutputFormat};
 use crate::fail::{CliResult, Failure};
-use crate::progress::{ProgressArgs, ProgressMode};
+use crate::progress::{LayerProgress, ProgressArgs};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = NORMALIZE_EXAMPLES)]
@@ -247,40 +244,6 @@ fn layer_lines(layers: &[(Descriptor, NormalizedLayer)]) -> String {
     out
 }
 
-struct LayerPrinter {
-    quiet: bool,
-    /// The next layer to print, and finished layers waiting for it.
-    pending: Mutex<(usize, BTreeMap<usize, String>)>,
-}
-
-impl Progress for LayerPrinter {
-    fn layer_done(&self, index: usize, total: usize, l: &NormalizedLayer) {
-        if self.quiet {
-            return;
-        }
-        let mut text = format!(
-            "#normalized layer {}/{total}: {} entries, {} mtimes clamped, {} hard links\n",
-            index + 1,
-            l.stats.entries_written,
-            l.stats.mtimes_clamped,
-            l.stats.hardlinks
-        );
-        for s in &l.stats.scrubbed {
-            text.push_str(&format!("  scrub {}: {} {}\n", s.rule, s.action, s.path));
-        }
-        let Ok(mut p) = self.pending.lock() else {
-            return;
-        };
-        p.1.insert(index, text);
-        loop {
-            let next = p.0;
-            let Some(t) = p.1.remove(&next) else { break };
-            eprint!("{t}");
-            p.0 += 1;
-        }
-    }
-}
-
 pub fn run(a: NormalizeArgs) -> CliResult {
     let epoch = a.epoch.resolve()?;
     let scrub =
@@ -333,10 +296,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
         },
         jobs,
     };
-    let printer = || LayerPrinter {
-        quiet: a.progress.mode() == ProgressMode::Quiet,
-        pending: Mutex::new((0, BTreeMap::new())),
-    };
+    let printer = || LayerProgress::new(a.progress.mode());
     let mut out = String::new();
     if a.all_platforms {
         let opened = kiln_normalize::input::open_index(&a.image, &input)?;

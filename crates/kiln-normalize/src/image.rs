@@ -41,9 +41,84 @@ pub struct Options {
     pub jobs: usize,
 }
 
+/// Which half of normalizing a layer [`Progress::layer_bytes`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading and checking the input blob, `total` bytes as stored (compressed).
+    Reading { total: u64 },
+    /// Writing the new blob, whose size is known only at the end.
+    Writing,
+}
+
 /// Progress of a run, for the command line.
 pub trait Progress: Sync {
     fn layer_done(&self, index: usize, total: usize, layer: &NormalizedLayer);
+
+    /// Bytes of layer `index` done so far in `phase`: reported every [`REPORT_EVERY`]
+    /// bytes and at the end of the phase.
+    fn layer_bytes(&self, _index: usize, _phase: Phase, _done: u64) {}
+}
+
+/// How many bytes pass between two [`Progress::layer_bytes`] reports.
+pub const REPORT_EVERY: u64 = 1 << 20;
+
+/// A reader or writer that reports the bytes passed through it.
+struct Counted<'a, T> {
+    inner: T,
+    done: u64,
+    reported: u64,
+    report: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<'a, T> Counted<'a, T> {
+    fn new(inner: T, report: &'a (dyn Fn(u64) + Sync)) -> Self {
+        Counted {
+            inner,
+            done: 0,
+            reported: 0,
+            report,
+        }
+    }
+
+    fn add(&mut self, n: usize) {
+        self.done += n as u64;
+        if self.done - self.reported >= REPORT_EVERY {
+            self.reported = self.done;
+            (self.report)(self.done);
+        }
+    }
+
+    /// Reports the final count (once) and gives the inner value back.
+    fn finish(self) -> T {
+        if self.reported != self.done || self.done == 0 {
+            (self.report)(self.done);
+        }
+        self.inner
+    }
+}
+
+impl<T: std::io::Read> std::io::Read for Counted<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.add(n);
+        if n == 0 && !buf.is_empty() && self.reported != self.done {
+            self.reported = self.done;
+            (self.report)(self.done);
+        }
+        Ok(n)
+    }
+}
+
+impl<T: std::io::Write> std::io::Write for Counted<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.add(n);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reports nothing.
@@ -133,15 +208,19 @@ pub fn normalize_image(
             let tmp = store
                 .temp_file()
                 .map_err(|e| Error::env(format!("cannot create a blob in the store: {e}")))?;
+            let total = u64::try_from(d.size).unwrap_or(0);
+            let reading = |n| progress.layer_bytes(i, Phase::Reading { total }, n);
+            let writing = |n| progress.layer_bytes(i, Phase::Writing, n);
             let out = BufWriter::with_capacity(1 << 20, tmp.as_file());
             let (out, layer) = normalize_layer(
-                blob,
+                Counted::new(blob, &reading),
                 &Expected::of(d, Some(diff_ids[i])),
                 spill,
                 &layer_opts,
-                out,
+                Counted::new(out, &writing),
             )?;
-            out.into_inner()
+            out.finish()
+                .into_inner()
                 .map_err(|e| Error::env(format!("cannot write the layer blob: {}", e.error())))?;
             store
                 .adopt(tmp, &layer.output.digest)
@@ -253,6 +332,41 @@ pub fn normalize_image(
 mod tests {
     use super::*;
     use kiln_image::spec::History;
+    use std::io::{Read, Write};
+
+    /// Progress counts come every [`REPORT_EVERY`] bytes and once more at the end, ending
+    /// at the exact byte count, for the reading and the writing side.
+    #[test]
+    fn counted_streams_report_every_mebibyte_and_the_total() {
+        let seen = Mutex::new(Vec::new());
+        let report = |n| seen.lock().unwrap().push(n);
+        let data = vec![7u8; (REPORT_EVERY as usize) * 2 + 5];
+        let mut r = Counted::new(&data[..], &report);
+        let mut sink = Vec::new();
+        r.read_to_end(&mut sink).unwrap();
+        r.finish();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [REPORT_EVERY, 2 * REPORT_EVERY, data.len() as u64]
+        );
+
+        seen.lock().unwrap().clear();
+        let mut w = Counted::new(Vec::new(), &report);
+        for chunk in data.chunks(300_000) {
+            w.write_all(chunk).unwrap();
+        }
+        assert_eq!(w.finish(), data);
+        // Four 300,000-byte writes pass the first mebibyte; the next report is the total.
+        assert_eq!(*seen.lock().unwrap(), [1_200_000, data.len() as u64]);
+
+        seen.lock().unwrap().clear();
+        Counted::new(Vec::<u8>::new(), &report).finish();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [0],
+            "an empty stream reports its zero"
+        );
+    }
 
     #[test]
     fn config_times_are_set_not_clamped() {
