@@ -123,3 +123,41 @@ pub fn load_image(path: &str, config: bool) {
         }
     }
 }
+
+/// A Dockerfile from any bytes: parse, stage graph, every stage as a target, lint.
+pub fn dockerfile(data: &[u8]) {
+    for labs in [false, true] {
+        let opts = kiln_dockerfile::ParseOptions { labs };
+        let Ok(df) = kiln_dockerfile::parse_bytes(data, "Dockerfile", opts) else {
+            continue;
+        };
+        if let Ok(graph) = kiln_dockerfile::StageGraph::new(&df, &kiln_dockerfile::NoEnv) {
+            for i in 0..graph.len() {
+                let _ = graph.dependencies(i);
+            }
+            let _ = graph.target(None);
+        }
+        let _ = kiln_lint::lint(&df, None, &kiln_lint::LintOptions::default());
+    }
+}
+
+/// A .dockerignore from the first part of the input (up to a NUL), matched against each
+/// line of the rest, as a file and as a directory.
+pub fn dockerignore(data: &[u8]) {
+    let (patterns, names) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b""[..]),
+    };
+    let Ok(text) = std::str::from_utf8(patterns) else {
+        return;
+    };
+    let Ok(m) = kiln_dockerfile::IgnoreMatcher::parse(text) else {
+        return;
+    };
+    for name in String::from_utf8_lossy(names).lines() {
+        let _ = m.is_excluded(name, false);
+        let _ = m.is_excluded(name, true);
+        let _ = m.matches_or_parent_matches(name);
+        let _ = m.may_include_inside(name);
+    }
+}
