@@ -103,9 +103,10 @@ impl EnvLookup for NoEnv {
     }
 }
 
-/// A failed expansion. Displays like BuildKit: `failed to process "WORD": REASON`.
+/// A failed expansion. Displays like BuildKit: `failed to process "WORD": REASON` (a
+/// word over 200 characters shown by its start and its length).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to process {}: {reason}", quote(.word))]
+#[error("failed to process {}: {reason}", shown_word(.word))]
 pub struct LexError {
     /// The word that was being processed.
     pub word: String,
@@ -214,6 +215,7 @@ impl Lexer {
             words_buf: String::new(),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         };
         match sw.process_stop_on(None, self.raw_escapes) {
             Ok((result, words)) => Ok(Processed {
@@ -283,9 +285,29 @@ struct ShellWord<'a> {
     words_buf: String,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// Substitutions (`${a:-${b}}`) being processed inside each other.
+    depth: usize,
 }
 
+/// How deep substitutions may nest. BuildKit (Go, with growable stacks) sets no limit;
+/// here each level takes stack, and an untrusted Dockerfile must not exhaust it. Real
+/// Dockerfiles nest a few levels.
+pub const MAX_SUBSTITUTION_DEPTH: usize = 100;
+
 type LexResult<T> = Result<T, String>;
+
+/// The word as an error shows it: quoted, and cut after 200 characters.
+fn shown_word(word: &str) -> String {
+    const SHOWN: usize = 200;
+    match word.char_indices().nth(SHOWN) {
+        None => quote(word),
+        Some((cut, _)) => format!(
+            "{}… ({} characters)",
+            quote(&word[..cut]),
+            word.chars().count()
+        ),
+    }
+}
 
 /// How Go prints a rune that may be EOF (`string(rune(-1))` is U+FFFD).
 fn rune_str(c: Option<char>) -> String {
@@ -321,9 +343,16 @@ impl ShellWord<'_> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> LexResult<(String, Vec<String>)> {
+        if self.depth >= MAX_SUBSTITUTION_DEPTH {
+            return Err(format!(
+                "substitutions nested more than {MAX_SUBSTITUTION_DEPTH} deep"
+            ));
+        }
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
+        self.depth += 1;
         let r = self.stop_on(stop);
+        self.depth -= 1;
         self.raw_escapes = saved;
         r
     }

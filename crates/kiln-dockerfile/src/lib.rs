@@ -46,7 +46,7 @@ pub use instruction::{
     InlineScript, Instruction, KeyValue, Label, Maintainer, NetworkMode, Onbuild, Run, RunArgs,
     Security, Shell, ShellOrExec, StopSignal, User, Volume, Workdir,
 };
-pub use lex::{EnvList, EnvLookup, LexError, Lexer, NoEnv, Processed};
+pub use lex::{EnvList, EnvLookup, LexError, Lexer, NoEnv, Processed, MAX_SUBSTITUTION_DEPTH};
 pub use mount::{CacheSharing, Mount, MountType};
 pub use stages::{GraphError, StageGraph, StageRef};
 pub use syntax::{Comment, Directive, Warning};

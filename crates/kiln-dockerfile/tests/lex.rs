@@ -604,3 +604,40 @@ fn modes_and_escape_character() {
         "a\\$\\$c"
     );
 }
+
+/// Substitutions nested deeper than any real Dockerfile are refused with a message, not a
+/// stack overflow (which aborts the process); up to the limit they work, here on a 1 MiB
+/// stack (half of a test thread's) even in a debug build, and the error shows only the
+/// start of a huge word.
+#[test]
+fn deeply_nested_substitutions_are_an_error_not_an_abort() {
+    use kiln_dockerfile::{NoEnv, MAX_SUBSTITUTION_DEPTH};
+    let nested = |n: usize| format!("{}v{}", "${x:-".repeat(n), "}".repeat(n));
+    let run = move || {
+        let lex = Lexer::new('\\');
+        assert_eq!(
+            lex.process_word(&nested(MAX_SUBSTITUTION_DEPTH - 1), &NoEnv)
+                .unwrap(),
+            "v"
+        );
+        let err = lex
+            .process_word(&nested(100_000), &NoEnv)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(&format!(
+                "… (600001 characters): substitutions nested more than \
+                 {MAX_SUBSTITUTION_DEPTH} deep"
+            )),
+            "{}",
+            &err[..300]
+        );
+        assert!(err.len() < 400, "{} bytes", err.len());
+    };
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+}
