@@ -221,8 +221,6 @@ pub fn check_output(out: &Path, dir_output: bool) -> Result<PathBuf, Failure> {
     Ok(parent)
 }
 
-/// Reports finished layers on stderr in image order (workers finish in any order; the
-/// output must not depend on that).
 /// The summary lines of normalized layers: old and new digest, entries, clamps, scrubs.
 fn layer_lines(layers: &[(Descriptor, NormalizedLayer)]) -> String {
     let mut out = String::new();
@@ -307,7 +305,7 @@ pub fn run(a: NormalizeArgs) -> CliResult {
         let mut report = String::new();
         let mut dropped = 0;
         for m in &index.index.manifests {
-            if kiln_normalize::input::is_attestation(m) {
+            if kiln_normalize::input::is_attestation(&m.annotations) {
                 dropped += 1;
                 continue;
             }

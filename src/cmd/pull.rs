@@ -13,9 +13,7 @@ use kiln_image::export::{
 use kiln_image::spec::{self, ImageConfig};
 use kiln_image::store::BlobSource;
 use kiln_image::{Image, ImageName};
-use kiln_registry::{
-    Cache, Client, ClientOptions, MediaType, PulledImage, Reference, Source, Verify,
-};
+use kiln_registry::{Cache, Client, ClientOptions, PulledImage, Reference, Source, Verify};
 
 use crate::cmd::build::{image_names, write_output, OutputFormat};
 use crate::fail::{CliResult, Failure};
@@ -158,7 +156,7 @@ pub fn run(a: PullArgs) -> CliResult {
         (!platform.variant.is_empty()).then_some(platform.variant.as_str()),
     );
     if a.all_platforms {
-        return pull_all(&a, &cache, source, &pinned, &rplatform, &names);
+        return pull_all(&a, &cache, source, &pinned, &names);
     }
     let pulled = cache.pull(source, &pinned, &rplatform)?;
     let image = image_of(&pulled)?;
@@ -180,30 +178,23 @@ fn pull_all(
     cache: &Cache,
     source: Source<'_>,
     pinned: &Reference,
-    platform: &kiln_registry::Platform,
     names: &[ImageName],
 ) -> CliResult {
     let top = cache.top_manifest(source, pinned)?;
-    let index = top.index().map_err(|_| {
-        Failure::input(format!(
+    if !top.media_type.is_index() {
+        return Err(Failure::input(format!(
             "{}: {} is a single image ({}), not a multi-platform index: pull it without \
              --all-platforms",
             a.reference,
             top.digest,
             top.media_type.as_str()
-        ))
-    })?;
-    let mut images = Vec::new();
-    for entry in &index.manifests {
-        if MediaType::parse(&entry.media_type).is_some_and(|m| m.is_index()) {
-            return Err(Failure::input(format!(
-                "{}: index {} nests another index ({}), which kiln does not follow",
-                a.reference, top.digest, entry.digest
-            )));
-        }
-        let pulled = cache.pull(source, &pinned.pinned(entry.digest), platform)?;
-        images.push(image_of(&pulled)?);
+        )));
     }
+    let images = cache
+        .pull_index_images(source, pinned, &top, |_| false)?
+        .iter()
+        .map(image_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let set = ImageSet {
         images,
         index_digest: top.digest,

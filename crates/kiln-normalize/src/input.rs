@@ -245,25 +245,15 @@ pub fn open_index(spec: &str, opts: &InputOptions) -> Result<OpenedIndex> {
             top.media_type.as_str()
         )));
     }
-    let index: Index = serde_json::from_slice(&top.bytes)
-        .map_err(|e| Error::input(format!("{spec}: index {}: {e}", top.digest)))?;
     let layout = PulledLayout::new()?;
-    for m in &index.manifests {
-        if is_attestation(m) {
-            continue;
-        }
-        if kiln_registry::MediaType::parse(&m.media_type).is_some_and(|t| t.is_index()) {
-            return Err(Error::input(format!(
-                "{spec}: index {} nests another index ({}), which kiln does not follow",
-                top.digest, m.digest
-            )));
-        }
-        let any = kiln_registry::Platform::new("", "", None);
-        let pulled = registry
-            .cache
-            .pull(registry.source(), &r.pinned(m.digest), &any)
-            .map_err(ctx)?;
-        layout.add_image(&pulled)?;
+    let pulled = registry
+        .cache
+        .pull_index_images(registry.source(), &r, &top, |d| {
+            is_attestation(&d.annotations)
+        })
+        .map_err(ctx)?;
+    for image in &pulled {
+        layout.add_image(image)?;
     }
     layout.add_manifest(&top)?;
     let desc = Descriptor::new(top.media_type.as_str(), top.digest, top.bytes.len() as u64);
@@ -274,9 +264,10 @@ pub fn open_index(spec: &str, opts: &InputOptions) -> Result<OpenedIndex> {
     })
 }
 
-/// An attestation manifest as buildx lists it in an index.
-pub fn is_attestation(d: &Descriptor) -> bool {
-    d.annotations
+/// Whether an index entry with these annotations is an attestation manifest, as buildx
+/// lists one.
+pub fn is_attestation(annotations: &std::collections::BTreeMap<String, String>) -> bool {
+    annotations
         .get("vnd.docker.reference.type")
         .map(String::as_str)
         == Some("attestation-manifest")

@@ -15,7 +15,7 @@ use kiln_digest::{digest_reader, Digest, HashingWriter};
 
 use crate::client::Client;
 use crate::error::{Error, Result, Site};
-use crate::manifest::{Descriptor, Manifest, MediaType};
+use crate::manifest::{Descriptor, Manifest, ManifestError, MediaType};
 use crate::platform::{select_from, Platform};
 use crate::reference::{Reference, Repository, Target};
 
@@ -309,6 +309,38 @@ impl Cache {
                 reference: reference.to_string(),
             }),
         }
+    }
+
+    /// Every image the multi-platform index `top` lists, except those `skip` names, made
+    /// sure of in the cache as [`Cache::pull`] does for one. `index` is the reference pinned
+    /// to `top`. An index nested in it is refused: kiln does not follow one.
+    pub fn pull_index_images(
+        &self,
+        source: Source<'_>,
+        index: &Reference,
+        top: &Manifest,
+        skip: impl Fn(&Descriptor) -> bool,
+    ) -> Result<Vec<PulledImage>> {
+        let site = || Site::new(index.repository(), format!("manifest {}", top.digest));
+        let parsed = top.index().map_err(|e| Error::Manifest {
+            site: site(),
+            source: e,
+        })?;
+        let mut images = Vec::new();
+        for entry in parsed.manifests.iter().filter(|d| !skip(d)) {
+            if MediaType::parse(&entry.media_type).is_some_and(|m| m.is_index()) {
+                return Err(Error::Manifest {
+                    site: site(),
+                    source: ManifestError::NestedIndex {
+                        index: top.digest,
+                        nested: entry.digest,
+                    },
+                });
+            }
+            // An image manifest: the platform only picks from an index, so any will do.
+            images.push(self.pull(source, &index.pinned(entry.digest), &Platform::default())?);
+        }
+        Ok(images)
     }
 
     /// Makes sure an image is in the cache: resolves the reference (online only; offline, it

@@ -221,6 +221,8 @@ pub enum ManifestError {
         wanted: String,
         available: Vec<String>,
     },
+    #[error("index {index} nests another index ({nested}), which kiln does not follow")]
+    NestedIndex { index: Digest, nested: Digest },
 }
 
 #[cfg(test)]
