@@ -131,15 +131,15 @@ impl kiln_registry::Progress for Lines {
     }
 }
 
-/// A bar per blob in flight (indicatif), replaced by its done line when it finishes.
-struct Bars {
+/// Live bars on stderr (indicatif), one per key in flight.
+struct BarSet<K> {
     multi: MultiProgress,
-    bars: Mutex<BTreeMap<(u8, Digest), ProgressBar>>,
+    bars: Mutex<BTreeMap<K, ProgressBar>>,
 }
 
-impl Bars {
-    fn new() -> Bars {
-        Bars {
+impl<K: Ord> BarSet<K> {
+    fn new() -> BarSet<K> {
+        BarSet {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(BTreeMap::new()),
         }
@@ -155,46 +155,74 @@ impl Bars {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ")
     }
-}
 
-impl kiln_registry::Progress for Bars {
-    fn update(&self, direction: Direction, digest: &Digest, done: u64, total: Option<u64>) {
+    /// Shows `done` bytes (of `total`, once known) on `key`'s bar, labelled `prefix`. A new
+    /// prefix is a new phase: the count and rate start again.
+    fn update(&self, key: K, prefix: String, done: u64, total: Option<u64>) {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };
-        let bar = bars.entry(key(direction, digest)).or_insert_with(|| {
-            let arrow = match direction {
-                Direction::Pull => "↓",
-                Direction::Push => "↑",
-            };
-            let hex = digest.hex();
+        let bar = bars.entry(key).or_insert_with(|| {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden())
-                .with_style(Bars::style(total.is_some()))
-                .with_prefix(format!("{arrow} {}", &hex[..hex.len().min(12)]));
+                .with_style(Self::style(total.is_some()))
+                .with_prefix(prefix.clone());
             self.multi.add(bar)
         });
-        if let Some(t) = total {
+        if bar.prefix() != prefix {
+            bar.reset();
+            bar.set_style(Self::style(total.is_some()));
+            bar.set_prefix(prefix);
+            match total {
+                Some(t) => bar.set_length(t),
+                None => bar.unset_length(),
+            }
+        } else if let Some(t) = total {
             if bar.length() != Some(t) {
-                bar.set_style(Bars::style(true));
+                bar.set_style(Self::style(true));
                 bar.set_length(t);
             }
         }
         bar.set_position(done);
     }
 
+    /// Takes `key`'s bar off the screen; the bytes it had shown.
+    fn finish(&self, key: &K) -> Option<u64> {
+        let bar = self.bars.lock().ok()?.remove(key)?;
+        let bytes = bar.position();
+        bar.finish_and_clear();
+        self.multi.remove(&bar);
+        Some(bytes)
+    }
+
+    /// A line above the bars.
+    fn println(&self, line: &str) {
+        let _ = self.multi.println(line);
+    }
+}
+
+/// A bar per blob in flight, replaced by its done line when it finishes.
+struct Bars(BarSet<(u8, Digest)>);
+
+impl Bars {
+    fn new() -> Bars {
+        Bars(BarSet::new())
+    }
+}
+
+impl kiln_registry::Progress for Bars {
+    fn update(&self, direction: Direction, digest: &Digest, done: u64, total: Option<u64>) {
+        let arrow = match direction {
+            Direction::Pull => "↓",
+            Direction::Push => "↑",
+        };
+        let hex = digest.hex();
+        let prefix = format!("{arrow} {}", &hex[..hex.len().min(12)]);
+        self.0.update(key(direction, digest), prefix, done, total);
+    }
+
     fn finish(&self, direction: Direction, digest: &Digest, ok: bool) {
-        let bar = self
-            .bars
-            .lock()
-            .ok()
-            .and_then(|mut b| b.remove(&key(direction, digest)));
-        if let Some(bar) = bar {
-            let bytes = bar.position();
-            bar.finish_and_clear();
-            self.multi.remove(&bar);
-            if ok {
-                let _ = self.multi.println(done_line(direction, digest, bytes));
-            }
+        if let (Some(bytes), true) = (self.0.finish(&key(direction, digest)), ok) {
+            self.0.println(&done_line(direction, digest, bytes));
         }
     }
 }
@@ -206,33 +234,21 @@ pub struct LayerProgress {
     quiet: bool,
     /// The next layer to print, and finished layers waiting for it.
     pending: Mutex<(usize, BTreeMap<usize, String>)>,
-    bars: Option<LayerBars>,
-}
-
-struct LayerBars {
-    multi: MultiProgress,
-    bars: Mutex<BTreeMap<usize, ProgressBar>>,
+    bars: Option<BarSet<usize>>,
 }
 
 impl LayerProgress {
     pub fn new(mode: ProgressMode) -> LayerProgress {
-        let bars =
-            (mode == ProgressMode::Auto && std::io::stderr().is_terminal()).then(|| LayerBars {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                bars: Mutex::new(BTreeMap::new()),
-            });
         LayerProgress {
             quiet: mode == ProgressMode::Quiet,
             pending: Mutex::new((0, BTreeMap::new())),
-            bars,
+            bars: (mode == ProgressMode::Auto && std::io::stderr().is_terminal()).then(BarSet::new),
         }
     }
 
     fn print(&self, text: &str) {
         match &self.bars {
-            Some(b) => {
-                let _ = b.multi.println(text.trim_end());
-            }
+            Some(b) => b.println(text.trim_end()),
             None => eprint!("{text}"),
         }
     }
@@ -241,36 +257,16 @@ impl LayerProgress {
 impl kiln_normalize::image::Progress for LayerProgress {
     fn layer_bytes(&self, index: usize, phase: Phase, done: u64) {
         let Some(b) = &self.bars else { return };
-        let Ok(mut bars) = b.bars.lock() else { return };
-        let bar = bars.entry(index).or_insert_with(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
-                .with_style(Bars::style(false));
-            b.multi.add(bar)
-        });
         let (label, total) = match phase {
             Phase::Reading { total } => ("reading", Some(total)),
             Phase::Writing => ("writing", None),
         };
-        let prefix = format!("layer {} {label}", index + 1);
-        if bar.prefix() != prefix {
-            // A new phase: its own count and rate.
-            bar.reset();
-            bar.set_style(Bars::style(total.is_some()));
-            bar.set_prefix(prefix);
-            match total {
-                Some(t) => bar.set_length(t),
-                None => bar.unset_length(),
-            }
-        }
-        bar.set_position(done);
+        b.update(index, format!("layer {} {label}", index + 1), done, total);
     }
 
     fn layer_done(&self, index: usize, total: usize, l: &NormalizedLayer) {
         if let Some(b) = &self.bars {
-            if let Some(bar) = b.bars.lock().ok().and_then(|mut m| m.remove(&index)) {
-                bar.finish_and_clear();
-                b.multi.remove(&bar);
-            }
+            b.finish(&index);
         }
         if self.quiet {
             return;
