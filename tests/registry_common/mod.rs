@@ -99,6 +99,21 @@ impl Run {
         r
     }
 
+    /// Runs a command that must be refused as bad input: exit code 2, and each of `wants`
+    /// in its error output.
+    pub fn refused(cmd: &mut Command, wants: &[&str]) -> Run {
+        let r = Run::of(cmd);
+        assert_eq!(r.code, 2, "{cmd:?}\nstderr:\n{}", r.stderr);
+        for w in wants {
+            assert!(
+                r.stderr.contains(w),
+                "{w:?} not in the error:\n{}",
+                r.stderr
+            );
+        }
+        r
+    }
+
     /// The digest on the `image digest:` line kiln prints.
     pub fn image_digest(&self) -> String {
         self.stdout
