@@ -542,7 +542,7 @@ fn copy_entry<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_layer::tar::TarWriter;
+    use kiln_testkit::tars::archive as tar;
 
     const EPOCH: i64 = 1_700_000_000;
 
@@ -571,15 +571,6 @@ mod tests {
         let mut h = hdr(flag, name, 0, 5);
         h.linkname = target.as_bytes().to_vec();
         (h, b"")
-    }
-
-    fn tar(entries: &[(Header, &[u8])]) -> Vec<u8> {
-        let mut w = TarWriter::new(Vec::new());
-        for (h, d) in entries {
-            w.write_header(h).unwrap();
-            w.write_data(d).unwrap();
-        }
-        w.finish().unwrap()
     }
 
     fn norm_with(

@@ -15,6 +15,7 @@ use kiln_layer::tar::{typeflag, Format, Header, TarReader, TarWriter, Timestamp}
 use kiln_layer::Compression;
 use kiln_normalize::{normalize_layer, Devices, Expected, LayerOptions, Scrubber};
 use kiln_testkit::rng::Rng;
+use kiln_testkit::tars::archive as tar;
 
 const BLOCK: usize = 512;
 const EPOCH: i64 = 1_700_000_000;
@@ -35,15 +36,6 @@ fn hdr(flag: u8, name: &str, size: usize) -> Header {
         mtime: Some(Timestamp::from_secs(1_600_000_000)),
         ..Header::default()
     }
-}
-
-fn tar(entries: &[(Header, &[u8])]) -> Vec<u8> {
-    let mut w = TarWriter::new(Vec::new());
-    for (h, d) in entries {
-        w.write_header(h).unwrap();
-        w.write_data(d).unwrap();
-    }
-    w.finish().unwrap()
 }
 
 fn link(flag: u8, name: &str, target: &str) -> Header {

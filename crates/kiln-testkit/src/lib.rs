@@ -1,11 +1,12 @@
 //! Test harnesses shared by kiln's test suites, not part of kiln itself: Debian's
 //! `docker-registry` on a free loopback port ([`registry`]), a scriptable registry that lies,
-//! breaks or fails ([`hostile`]), a fixed-seed random source ([`rng`]), the BuildKit fixtures' busybox base image, and finding (or
+//! breaks or fails ([`hostile`]), a fixed-seed random source ([`rng`]), tar archives ([`tars`]), the BuildKit fixtures' busybox base image, and finding (or
 //! installing) the Debian tools the tests drive.
 
 pub mod hostile;
 pub mod registry;
 pub mod rng;
+pub mod tars;
 
 use std::path::PathBuf;
 use std::process::Command;
