@@ -460,7 +460,7 @@ impl Engine {
     }
 
     /// Several chunks per thread, so that uneven chunks even out; capped because every
-    /// chunk of a batch holds a parser (640 KiB of tables) and its tokens at once.
+    /// chunk of a batch holds a parser (1 MiB of tables) and its tokens at once.
     fn chunks_per_batch(&self) -> u64 {
         (4 * self.threads as u64).min(64)
     }

@@ -232,8 +232,8 @@ fn parallel_params(level: Level) -> Option<Params> {
 /// Input is handled in batches of `4 * threads` chunks (at most 64) of
 /// [`DEFAULT_CHUNK_SIZE`] bytes, and a batch's blocks are coded while the next one is
 /// parsed, so memory stays bounded: for 2 threads about two batches (8 MiB) of input and
-/// 1.25 MiB queued, plus, per chunk, a parser (640 KiB) and the tokens of two batches (up
-/// to 4 bytes per input byte). Compressed output is handed on a batch behind the input.
+/// 1.25 MiB queued, plus, per chunk, a parser (1 MiB of tables) and the tokens of two
+/// batches (up to 4 bytes per input byte). Compressed output is handed on a batch behind the input.
 /// Like `GzipWriter`, each `write` call counts as one Go `Write` (the writer records where
 /// writes end to reproduce Go's window slides). `io::Write::flush` passes on finished bytes
 /// only; `finish` ends the stream.
