@@ -1,5 +1,6 @@
 //! Writing one layer blob: tar bytes are hashed (diff_id), compressed and hashed again
-//! (blob digest) as they stream to the sink, so memory never grows with the layer.
+//! (blob digest; an uncompressed blob's is the diff_id) as they stream to the sink, so
+//! memory never grows with the layer.
 
 use std::io::{Read, Write};
 
