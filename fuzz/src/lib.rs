@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 
 use kiln_image::import::{load, ImageSource, PlatformIndex};
 use kiln_image::spec::Platform;
-use kiln_layer::tar::TarReader;
 use kiln_layer::Compression;
 use kiln_normalize::{normalize_layer, Devices, Expected, LayerOptions, Scrubber};
 
@@ -23,28 +22,7 @@ pub fn fix_checksums(data: &mut [u8]) {
 
 /// Every header of `data` as a tar stream, and every entry's data to its end.
 pub fn drain_tar(data: &[u8]) {
-    let mut r = TarReader::new(data);
-    let mut buf = [0u8; 4096];
-    loop {
-        match r.next_header() {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                assert!(!e.to_string().is_empty());
-                break;
-            }
-        }
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    assert!(!e.to_string().is_empty());
-                    return;
-                }
-            }
-        }
-    }
+    kiln_testkit::tars::drain(data);
 }
 
 /// `normalize_layer` on `blob`. The bits of `mode` pick the options: devices kept or

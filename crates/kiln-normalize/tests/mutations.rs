@@ -4,17 +4,18 @@
 //! kiln-testkit). Inputs that once failed are kept in testdata/fuzz-regressions; the
 //! coverage-guided targets these complement are in fuzz/.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kiln_digest::Digest;
 use kiln_image::import::{load, ImageSource, PlatformIndex};
 use kiln_layer::rewrite::rewrite_tar;
-use kiln_layer::tar::{typeflag, Format, Header, TarReader, TarWriter, Timestamp};
+use kiln_layer::tar::{typeflag, Format, Header, TarWriter, Timestamp};
 use kiln_layer::Compression;
 use kiln_normalize::{normalize_layer, Devices, Expected, LayerOptions, Scrubber};
 use kiln_testkit::rng::Rng;
+use kiln_testkit::tars;
 use kiln_testkit::tars::archive as tar;
 
 const BLOCK: usize = 512;
@@ -386,33 +387,6 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // What runs on each input
 
-/// Every header, every entry's data to its end. Returns the entries read.
-fn iterate(t: &[u8]) -> usize {
-    let mut r = TarReader::new(t);
-    let mut buf = [0u8; 4096];
-    let mut n = 0;
-    loop {
-        match r.next_header() {
-            Ok(Some(_)) => n += 1,
-            Ok(None) => return n,
-            Err(e) => {
-                assert!(!e.to_string().is_empty());
-                return n;
-            }
-        }
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    assert!(!e.to_string().is_empty());
-                    return n;
-                }
-            }
-        }
-    }
-}
-
 fn rewrite(t: &[u8], epoch: Option<Timestamp>) {
     let mut w = TarWriter::new(Vec::new());
     if let Err(e) = rewrite_tar(t, epoch, &mut w) {
@@ -448,7 +422,7 @@ fn normalize(t: &[u8], variant: usize) -> Result<Vec<u8>, String> {
 }
 
 fn check(t: &[u8], variant: usize) {
-    iterate(t);
+    tars::drain(t);
     rewrite(t, None);
     rewrite(t, Some(Timestamp::from_secs(EPOCH)));
     if let Ok(out) = normalize(t, variant) {
@@ -464,7 +438,7 @@ fn check(t: &[u8], variant: usize) {
 fn seeds_are_valid_layers() {
     let s = seeds();
     for t in &s[..3] {
-        assert!(iterate(t) >= 3);
+        assert!(tars::drain(t) >= 3);
         normalize(t, 2).unwrap();
     }
     assert!(s.len() > 5, "testdata tars not found");
@@ -497,7 +471,7 @@ fn mutated_tars_never_panic() {
                 _ => {}
             }
         }
-        iterate(&t);
+        tars::drain(&t);
         rewrite(&t, Some(Timestamp::from_secs(EPOCH)));
         match normalize(&t, i) {
             Ok(_) => ok += 1,
