@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use kiln_digest::{Digest, Hasher};
+use kiln_digest::{Digest, Hasher, HashingReader};
 use kiln_image::import::ImageSource;
 use kiln_image::spec::Descriptor;
 
@@ -69,22 +69,6 @@ pub struct ReadDigests {
     pub compression: BlobCompression,
 }
 
-/// Hashes what flows through it into a borrowed hasher (if any).
-struct Tap<'h, R> {
-    inner: R,
-    hasher: Option<&'h mut Hasher>,
-}
-
-impl<R: Read> Read for Tap<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
 /// Decompressed bytes handed from the reading thread to `f`, per message.
 const CHUNK: usize = 256 << 10;
 /// Messages in flight: bounds the memory between the two threads to about 2 MiB.
@@ -94,42 +78,33 @@ const QUEUE: usize = 8;
 struct Produced {
     digest: Digest,
     size: u64,
-    diff_id: Digest,
-    uncompressed_size: u64,
-    compression: BlobCompression,
     /// Reading the blob's end failed (after the tar stream, or after `f` stopped).
     drained: io::Result<()>,
 }
 
-/// Reads `raw` to its end on its own thread: hashes it, decompresses it, hashes the tar and
-/// sends the tar's bytes to `tx` (an error of the decoder is sent too, where `f` sees it).
-/// When the receiver is gone (`f` failed), the rest of the blob is still read and hashed,
-/// so that a digest mismatch can explain the failure.
-fn produce<R: Read>(raw: R, tx: SyncSender<io::Result<Vec<u8>>>) -> Result<Produced> {
-    let mut blob_hasher = Hasher::new();
-    let mut tar_hasher = Hasher::new();
-    let mut tap = Tap {
-        inner: raw,
-        hasher: Some(&mut blob_hasher),
-    };
-    let mut br = BufReader::with_capacity(1 << 16, &mut tap);
-    let compression = match br.fill_buf() {
-        Ok(head) => BlobCompression::sniff(head),
-        Err(e) => return Err(Error::input(format!("cannot read the layer: {e}"))),
-    };
+/// The blob as read, hashed on the way.
+type Blob<R> = BufReader<HashingReader<R>>;
+
+/// Reads the blob to its end on its own thread: hashes it, decompresses it and sends the
+/// tar's bytes to `tx` (an error of the decoder is sent too, where `f` sees it). When the
+/// receiver is gone (`f` failed), the rest of the blob is still read and hashed, so that a
+/// digest mismatch can explain the failure.
+///
+/// The tar's own hash (the diff_id of a compressed blob) is taken on the receiving side:
+/// decompressing and hashing the blob already keep this thread the busier one.
+fn produce<R: Read>(
+    mut br: Blob<R>,
+    compression: BlobCompression,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+) -> Result<Produced> {
     {
-        let decoder: Box<dyn Read + '_> = match compression {
+        let mut tar: Box<dyn Read + '_> = match compression {
             BlobCompression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut br)),
             BlobCompression::Zstd => Box::new(
                 ruzstd::decoding::StreamingDecoder::new(&mut br)
                     .map_err(|e| Error::input(format!("not a valid zstd stream: {e}")))?,
             ),
             BlobCompression::None => Box::new(&mut br),
-        };
-        // An uncompressed blob is the tar: its digest is the diff_id, no second hash.
-        let mut tar = Tap {
-            inner: decoder,
-            hasher: (compression != BlobCompression::None).then_some(&mut tar_hasher),
         };
         loop {
             let mut chunk = vec![0u8; CHUNK];
@@ -150,28 +125,21 @@ fn produce<R: Read>(raw: R, tx: SyncSender<io::Result<Vec<u8>>>) -> Result<Produ
     drop(tx);
     // The rest of the blob (a decoder may stop before the end of its input).
     let drained = io::copy(&mut br, &mut io::sink()).map(drop);
-    drop(br);
-    drop(tap);
-    let (digest, size) = blob_hasher.finish();
-    let (diff_id, uncompressed_size) = match compression {
-        BlobCompression::None => (digest, size),
-        _ => tar_hasher.finish(),
-    };
+    let (_, digest, size) = br.into_inner().finish();
     Ok(Produced {
         digest,
         size,
-        diff_id,
-        uncompressed_size,
-        compression,
         drained,
     })
 }
 
-/// The tar stream as the reading thread sends it.
+/// The tar stream as the reading thread sends it, hashed here when it is not the blob
+/// itself.
 struct Received {
     rx: Receiver<io::Result<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
+    hasher: Option<Hasher>,
 }
 
 impl Read for Received {
@@ -179,6 +147,9 @@ impl Read for Received {
         while self.pos == self.buf.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
+                    if let Some(h) = self.hasher.as_mut() {
+                        h.update(&chunk);
+                    }
                     self.buf = chunk;
                     self.pos = 0;
                 }
@@ -203,13 +174,20 @@ pub fn read_layer<R: Read + Send, T>(
     expected: &Expected,
     f: impl FnOnce(&mut dyn Read) -> Result<T>,
 ) -> Result<(T, ReadDigests)> {
+    let mut br = BufReader::with_capacity(1 << 16, HashingReader::new(raw));
+    let compression = match br.fill_buf() {
+        Ok(head) => BlobCompression::sniff(head),
+        Err(e) => return Err(Error::input(format!("cannot read the layer: {e}"))),
+    };
     let (tx, rx) = sync_channel(QUEUE);
     std::thread::scope(|s| {
-        let producer = s.spawn(move || produce(raw, tx));
+        let producer = s.spawn(move || produce(br, compression, tx));
         let mut tar = Received {
             rx,
             buf: Vec::new(),
             pos: 0,
+            // An uncompressed blob is the tar: its digest is the diff_id, no second hash.
+            hasher: (compression != BlobCompression::None).then(Hasher::new),
         };
         let outcome = match f(&mut tar) {
             Ok(t) => io::copy(&mut tar, &mut io::sink())
@@ -217,11 +195,13 @@ pub fn read_layer<R: Read + Send, T>(
                 .map_err(|e| Error::input(format!("cannot decompress the layer: {e}"))),
             Err(e) => Err(e),
         };
+        let tar_digest = tar.hasher.take().map(Hasher::finish);
         // Lets a producer blocked on a full queue see that nobody listens any more.
         drop(tar);
         let p = producer
             .join()
             .map_err(|_| Error::env("the layer reading thread panicked"))??;
+        let (diff_id, uncompressed_size) = tar_digest.unwrap_or((p.digest, p.size));
         if let Err(e) = p.drained {
             return Err(outcome
                 .err()
@@ -245,10 +225,9 @@ pub fn read_layer<R: Read + Send, T>(
         }
         let value = outcome?;
         if let Some(want) = expected.diff_id {
-            if p.diff_id != want {
+            if diff_id != want {
                 return Err(Error::input(format!(
-                    "the uncompressed layer has digest {}, but the config's diff_id is {want}",
-                    p.diff_id
+                    "the uncompressed layer has digest {diff_id}, but the config's diff_id is {want}"
                 )));
             }
         }
@@ -257,9 +236,9 @@ pub fn read_layer<R: Read + Send, T>(
             ReadDigests {
                 digest: p.digest,
                 size: p.size,
-                diff_id: p.diff_id,
-                uncompressed_size: p.uncompressed_size,
-                compression: p.compression,
+                diff_id,
+                uncompressed_size,
+                compression,
             },
         ))
     })
@@ -297,6 +276,39 @@ mod tests {
         let (_, d) = read_layer(&tar[..], &Expected::default(), |_| Ok(())).unwrap();
         assert_eq!(d.compression, BlobCompression::None);
         assert_eq!((d.digest, d.diff_id), (Digest::of(&tar), Digest::of(&tar)));
+    }
+
+    #[test]
+    fn the_diff_id_covers_what_the_reader_left() {
+        // A compressed blob's tar is hashed on the receiving side: the bytes after where the
+        // tar reader stopped (padding past the end-of-archive blocks, say) count too.
+        let tar: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let blob = gz(&tar);
+        let exp = Expected {
+            digest: Some(Digest::of(&blob)),
+            size: Some(blob.len() as u64),
+            diff_id: Some(Digest::of(&tar)),
+        };
+        let (_, d) = read_layer(&blob[..], &exp, |r| {
+            let mut head = [0u8; 1000];
+            r.read_exact(&mut head).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            (d.diff_id, d.uncompressed_size),
+            (Digest::of(&tar), 600_000)
+        );
+        let err = read_layer(
+            &blob[..],
+            &Expected {
+                diff_id: Some(Digest::of(&tar[1..])),
+                ..exp
+            },
+            |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.message().contains("diff_id"), "{err}");
     }
 
     #[test]
