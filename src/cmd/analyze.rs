@@ -8,8 +8,8 @@ use kiln_image::spec::{media, Descriptor, Index};
 use kiln_normalize::OpenedImage;
 use serde_json::{json, Value};
 
+use crate::cmd::args::RegistryArgs;
 use crate::cmd::diff::print;
-use crate::cmd::normalize::RegistryArgs;
 use crate::fail::{CliResult, Failure};
 
 #[derive(Args, Debug)]

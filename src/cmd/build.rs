@@ -12,6 +12,7 @@ use kiln_image::store::{BlobStore, Sources};
 use kiln_image::{Image, ImageName, TarballKind};
 use kiln_layer::Compression;
 
+use crate::cmd::args::RegistryArgs;
 use crate::fail::{CliResult, Failure};
 use crate::progress::{Printer, ProgressArgs};
 
@@ -60,7 +61,7 @@ pub struct BuildArgs {
     pub compression: CompressionArg,
 
     #[command(flatten)]
-    pub epoch: crate::cmd::normalize::EpochArgs,
+    pub epoch: crate::cmd::args::EpochArgs,
 
     /// Build argument (repeatable); KEY alone takes the value from the environment
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
@@ -98,21 +99,12 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=SOURCE")]
     pub build_contexts: Vec<String>,
 
-    /// Cache of downloaded blobs [default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln]
-    #[arg(long = "cache-dir", value_name = "DIR", env = "KILN_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Use only the local cache; fail naming every missing blob
-    #[arg(long)]
-    pub offline: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Build from `FROM name:tag` without a digest (prints the digest used)
     #[arg(long = "allow-floating-tags")]
     pub allow_floating_tags: bool,
-
-    /// Registry (host[:port]) that may be reached over plain http (loopback always may)
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    pub insecure_registries: Vec<String>,
 
     /// Print the plan (each step native or BuildKit, and why) and the BuildKit commands; build nothing
     #[arg(long)]
@@ -314,16 +306,17 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
     }
     // The default cache may belong to someone else (another user with the same $HOME): a
     // build then falls back to a cache of its own; an explicit --cache-dir must work.
-    let (cache_root, cache_fallback) = match (&a.cache_dir, kiln_registry::Cache::default_root()) {
-        (Some(d), _) => (d.clone(), None),
-        (None, Some(d)) => (d, Some(work.path().join("cache"))),
-        (None, None) => (work.path().join("cache"), None),
-    };
-    let client = if a.offline {
+    let (cache_root, cache_fallback) =
+        match (&a.registry.cache_dir, kiln_registry::Cache::default_root()) {
+            (Some(d), _) => (d.clone(), None),
+            (None, Some(d)) => (d, Some(work.path().join("cache"))),
+            (None, None) => (work.path().join("cache"), None),
+        };
+    let client = if a.registry.offline {
         None
     } else {
         Some(kiln_registry::Client::new(kiln_registry::ClientOptions {
-            insecure_registries: a.insecure_registries.clone(),
+            insecure_registries: a.registry.insecure_registries.clone(),
             progress: crate::progress::transfers(a.progress.mode()),
             ..Default::default()
         }))
@@ -336,7 +329,7 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
         cache_fallback,
         named,
         a.allow_floating_tags,
-        a.offline,
+        a.registry.offline,
         blobs_dir,
         &printer,
     );
@@ -604,7 +597,7 @@ fn via_buildkit(
     for reason in reasons {
         eprintln!("  {reason}");
     }
-    if a.offline || !a.insecure_registries.is_empty() {
+    if a.registry.offline || !a.registry.insecure_registries.is_empty() {
         eprintln!(
             "warning: --offline and --insecure-registry do not apply to the BuildKit fallback"
         );

@@ -7,7 +7,7 @@ use clap::Args;
 use kiln_diff::{Input, Options, Report};
 use kiln_normalize::OpenedImage;
 
-use crate::cmd::normalize::RegistryArgs;
+use crate::cmd::args::RegistryArgs;
 use crate::fail::{CliResult, Failure};
 
 #[derive(Args, Debug)]

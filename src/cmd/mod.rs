@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod args;
 pub mod build;
 pub mod crosscheck;
 pub mod diff;

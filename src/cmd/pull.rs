@@ -15,6 +15,7 @@ use kiln_image::store::BlobSource;
 use kiln_image::{Image, ImageName};
 use kiln_registry::{Cache, Client, ClientOptions, PulledImage, Reference, Source, Verify};
 
+use crate::cmd::args::RegistryArgs;
 use crate::cmd::build::{image_names, write_output, OutputFormat};
 use crate::fail::{CliResult, Failure};
 use crate::progress::{self, ProgressArgs, ProgressMode};
@@ -48,21 +49,12 @@ pub struct PullArgs {
     #[arg(short = 't', long = "tag", value_name = "NAME")]
     pub tags: Vec<String>,
 
-    /// Cache of downloaded blobs [default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln]
-    #[arg(long = "cache-dir", value_name = "DIR", env = "KILN_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Use only the local cache; fail naming every missing blob
-    #[arg(long)]
-    pub offline: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Pull `NAME:TAG` without a digest (prints the digest used)
     #[arg(long = "allow-floating-tags")]
     pub allow_floating_tags: bool,
-
-    /// Registry (host[:port]) that may be reached over plain http (loopback always may)
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    pub insecure_registries: Vec<String>,
 
     #[command(flatten)]
     pub progress: ProgressArgs,
@@ -120,14 +112,15 @@ pub fn run(a: PullArgs) -> CliResult {
         ));
     }
 
-    let cache_root = match &a.cache_dir {
+    let cache_root = match &a.registry.cache_dir {
         Some(d) => d.clone(),
         None => Cache::default_root().ok_or_else(|| {
             Failure::env("no cache directory: set --cache-dir, $KILN_CACHE_DIR or $HOME")
         })?,
     };
     let cache = Cache::open(&cache_root).map_err(|e| Failure::env(format!("cache: {e}")))?;
-    let client = (!a.offline).then(|| client(&a.insecure_registries, a.progress.mode()));
+    let client =
+        (!a.registry.offline).then(|| client(&a.registry.insecure_registries, a.progress.mode()));
     let source = match &client {
         Some(c) => Source::Online(c),
         None => Source::Offline,

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use kiln_diff::{Category, Input, Report};
 use kiln_digest::Digest;
-use kiln_normalize::InputOptions;
 
 use crate::cmd::analyze::{image_digest, parse_expected};
 use crate::cmd::build::BuildArgs;
@@ -58,15 +57,10 @@ pub fn run(a: VerifyArgs) -> CliResult {
         .as_deref()
         .map(parse_expected)
         .transpose()?;
-    let input = InputOptions {
-        platform: match &a.build.platform {
-            Some(p) => kiln_build::platform::parse(p).map_err(Failure::input)?,
-            None => kiln_build::platform::host(),
-        },
-        cache_dir: a.build.cache_dir.clone(),
-        offline: a.build.offline,
-        insecure_registries: a.build.insecure_registries.clone(),
-    };
+    let input = a
+        .build
+        .registry
+        .input_options(a.build.platform.as_deref())?;
     // The target first: a typo should not cost a build.
     let target = a
         .target_image
