@@ -1,4 +1,4 @@
-//! `gzip [-l LEVEL] [-j THREADS] [-z flate2] < in > out`: compress stdin like Go's
+//! `gzip [-l LEVEL] [-j THREADS] [-c CHUNK_KIB] [-z flate2] < in > out`: compress stdin like Go's
 //! compress/gzip (or with flate2's zlib-rs, for comparison), and report the throughput on
 //! stderr.
 
@@ -9,12 +9,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut level = goflate::Level::DEFAULT;
     let mut threads = 1;
     let mut use_flate2 = false;
+    let mut chunk = goflate::DEFAULT_CHUNK_SIZE;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().ok_or("missing value")?;
         match a.as_str() {
             "-l" => level = goflate::Level::new(v.parse()?)?,
             "-j" => threads = v.parse()?,
+            "-c" => chunk = v.parse::<usize>()? << 10,
             "-z" => use_flate2 = v == "flate2",
             _ => return Err(format!("unknown flag {a}").into()),
         }
@@ -32,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         e.write_all(&data)?;
         e.finish()?
     } else if threads > 1 {
-        goflate::gzip_parallel(&data, level, threads)
+        goflate::gzip_parallel_chunked(&data, level, threads, chunk)
     } else {
         goflate::gzip(&data, level)
     };
