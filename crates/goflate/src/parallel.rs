@@ -22,7 +22,7 @@
 //! serial output for the same `Write` calls.
 //!
 //! Work goes in batches of 4 chunks per thread: phase 1 parses every chunk at once (fresh
-//! parsers record checkpoints every 64 bytes over their first 64 KiB; on layer tars the
+//! parsers record checkpoints every 512 bytes over their first 64 KiB; on layer tars the
 //! parsers meet within a few hundred bytes), phase 2 lets each parser follow the stream into
 //! the next chunk until it meets a checkpoint, then blocks are cut and coded. The real
 //! parser at the batch end carries over to the next batch.
@@ -36,8 +36,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const WINDOW: u64 = WINDOW_SIZE as u64;
-/// Distance between checkpoints where parsers compare states.
-const CHECKPOINT_STEP: u64 = 64;
+/// Distance between checkpoints where parsers compare states. Parsers that meet keep
+/// meeting, so a wider step only lets the predecessor run up to this much further before
+/// the splice; each checkpoint pauses a fresh parser. 512 instead of 64: 2% less CPU and
+/// wall time on a Debian layer (1.286 -> 1.262 s on 2 threads, 10 interleaved runs).
+const CHECKPOINT_STEP: u64 = 512;
 /// How far past a chunk start parsers look for a splice point.
 const SPLICE_ZONE: u64 = 64 * 1024;
 
