@@ -1,6 +1,6 @@
-//! `gzip [-l LEVEL] [-j THREADS] [-c CHUNK_KIB] [-z flate2] < in > out`: compress stdin like Go's
-//! compress/gzip (or with flate2's zlib-rs, for comparison), and report the throughput on
-//! stderr.
+//! `gzip [-l LEVEL] [-j THREADS] [-c CHUNK_KIB] [-z flate2] < in > out`: compress stdin
+//! like Go's compress/gzip (or with flate2's zlib-rs, for comparison), and report the
+//! throughput on stderr. `-c` sets the parallel engine's chunk size.
 
 use std::io::{Read, Write};
 use std::time::Instant;
