@@ -62,6 +62,24 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        // 24 doublings of 8 bytes would be 128 MiB; the 23rd passes the 64 MiB budget.
+        name: "a variable doubled into itself",
+        dockerfile: concat!(
+            "FROM scratch\nENV A=xxxxxxxx\n",
+            "ENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\n"
+        ),
+        expect: &["Dockerfile:25", "more than 64 MiB", "expanded into itself"],
+    },
+    Case {
+        name: "a meta ARG doubled into itself",
+        dockerfile: concat!(
+            "ARG A=xxxxxxxx\n",
+            "ARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\nARG A=$A$A\n",
+            "FROM scratch\n"
+        ),
+        expect: &["Dockerfile:24", "more than 64 MiB"],
+    },
+    Case {
         name: "RUN without a sandbox base",
         dockerfile: "FROM scratch\nRUN true\n",
         expect: &["Dockerfile:2"],

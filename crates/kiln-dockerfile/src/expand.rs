@@ -103,8 +103,12 @@ fn words(lex: &Lexer, env: &dyn EnvLookup, ws: &[String]) -> Result<Vec<String>,
     ws.iter().map(|w| word(lex, env, w)).collect()
 }
 
-fn inline(env: &dyn EnvLookup, files: &[InlineFile]) -> Result<Vec<InlineFile>, ExpandError> {
-    let lex = Lexer::new('\\').skip_process_quotes(true);
+fn inline(
+    lex: &Lexer,
+    env: &dyn EnvLookup,
+    files: &[InlineFile],
+) -> Result<Vec<InlineFile>, ExpandError> {
+    let lex = lex.for_heredoc_bodies();
     files
         .iter()
         .map(|f| {
@@ -174,7 +178,7 @@ impl Copy {
         let chmod = opt_word(lex, env, &self.chmod)?;
         let srcs = words(lex, env, &self.srcs)?;
         let dest = word(lex, env, &self.dest)?;
-        let inline = inline(env, &self.inline)?;
+        let inline = inline(lex, env, &self.inline)?;
         Ok(Copy {
             srcs,
             inline,
@@ -194,7 +198,7 @@ impl Add {
         let checksum = opt_word(lex, env, &self.checksum)?;
         let srcs = words(lex, env, &self.srcs)?;
         let dest = word(lex, env, &self.dest)?;
-        let inline = inline(env, &self.inline)?;
+        let inline = inline(lex, env, &self.inline)?;
         Ok(Add {
             srcs,
             inline,

@@ -14,6 +14,8 @@ use crate::gocompat::strconv::quote;
 use crate::gocompat::unicode::{is_digit, is_letter, is_space};
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Something variables can be looked up in.
 pub trait EnvLookup {
@@ -127,14 +129,32 @@ pub struct Processed {
     pub unmatched: BTreeSet<String>,
 }
 
+/// How many bytes variable references may copy into expanded words, in total, through one
+/// lexer and the lexers derived from it (one build). BuildKit sets no limit, so 40 lines of
+/// `ENV A=$A$A` ask for a terabyte; here they fail with an error instead of exhausting
+/// memory. Real Dockerfiles copy kilobytes (and a RUN could not receive an environment of
+/// more than a few MiB: Linux caps what `execve` passes).
+pub const EXPANSION_BUDGET: usize = 64 << 20;
+
+/// Why an expansion stopped at [`EXPANSION_BUDGET`].
+fn over_budget() -> String {
+    format!(
+        "variable expansion would copy more than {} MiB in this build (kiln's limit; \
+         is a variable expanded into itself again and again?)",
+        EXPANSION_BUDGET >> 20
+    )
+}
+
 /// BuildKit's shell lexer, configured with the Dockerfile's escape character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Lexer {
     escape: char,
     raw_quotes: bool,
     raw_escapes: bool,
     skip_process_quotes: bool,
     skip_unset_env: bool,
+    /// Bytes left of [`EXPANSION_BUDGET`], shared with the lexer's clones.
+    budget: Arc<AtomicUsize>,
 }
 
 impl Lexer {
@@ -146,6 +166,31 @@ impl Lexer {
             raw_escapes: false,
             skip_process_quotes: false,
             skip_unset_env: false,
+            budget: Arc::new(AtomicUsize::new(EXPANSION_BUDGET)),
+        }
+    }
+
+    /// Takes `n` bytes from the expansion budget, or says why it cannot.
+    fn spend(&self, n: usize) -> LexResult<()> {
+        self.budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
+            .map(drop)
+            .map_err(|_| over_budget())
+    }
+
+    /// Bytes left of the expansion budget.
+    fn budget_left(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
+    /// The lexer BuildKit expands heredoc bodies with: `\\` as escape, quotes left alone,
+    /// spending this lexer's expansion budget.
+    pub fn for_heredoc_bodies(&self) -> Lexer {
+        Lexer {
+            budget: Arc::clone(&self.budget),
+            ..Lexer::new('\\').skip_process_quotes(true)
         }
     }
 
@@ -325,15 +370,17 @@ impl ShellWord<'_> {
         Some(c)
     }
 
-    fn get_env(&mut self, name: &str) -> Option<String> {
+    /// The value of `name`, charged to the expansion budget.
+    fn get_env(&mut self, name: &str) -> LexResult<Option<String>> {
         match self.env.lookup(name) {
             Some(v) => {
+                self.lex.spend(v.len())?;
                 self.matched.insert(name.to_string());
-                Some(v.to_string())
+                Ok(Some(v.to_string()))
             }
             None => {
                 self.unmatched.insert(name.to_string());
-                None
+                Ok(None)
             }
         }
     }
@@ -508,7 +555,7 @@ impl ShellWord<'_> {
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(match self.get_env(&name) {
+            return Ok(match self.get_env(&name)? {
                 Some(v) => v,
                 None if self.lex.skip_unset_env => format!("${name}"),
                 None => String::new(),
@@ -525,7 +572,7 @@ impl ShellWord<'_> {
         let mut chs = rune_str(ch);
         match ch {
             Some('}') => {
-                let v = self.get_env(&name);
+                let v = self.get_env(&name)?;
                 if v.is_none() && self.lex.skip_unset_env {
                     return Ok(format!("${{{name}}}"));
                 }
@@ -549,7 +596,7 @@ impl ShellWord<'_> {
                     }
                     Err(e) => return Err(e),
                 };
-                let value = self.get_env(&name);
+                let value = self.get_env(&name)?;
                 if value.is_none() && self.lex.skip_unset_env {
                     return Ok(format!("${{{name}{chs}{word}}}"));
                 }
@@ -617,7 +664,7 @@ impl ShellWord<'_> {
                     }
                     Err(e) => return Err(e),
                 };
-                let value = self.get_env(&name);
+                let value = self.get_env(&name)?;
                 if value.is_none() && self.lex.skip_unset_env {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
@@ -625,7 +672,11 @@ impl ShellWord<'_> {
                 let re = shell_pattern_regex(&pattern, true, false)
                     .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
                 if replace_all_matches {
-                    Ok(replace_all(&re, &value, &replacement))
+                    // Each match can copy the replacement (and `$0` the match) again.
+                    let out = replace_all(&re, &value, &replacement, self.lex.budget_left());
+                    let out = out.ok_or_else(over_budget)?;
+                    self.lex.spend(out.len())?;
+                    Ok(out)
                 } else {
                     Ok(match re.find(&value) {
                         Some(m) => format!(
@@ -716,6 +767,51 @@ fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> LexResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_spend_one_budget_shared_by_derived_lexers() {
+        let mib = "m".repeat(1 << 20);
+        let env = EnvList::from_list([format!("A={mib}"), "B=b".to_string()]);
+        let lex = Lexer::new('\\');
+        let body = lex.for_heredoc_bodies();
+        // 63 MiB through the lexer, 1 MiB through the derived one: exactly the budget.
+        for _ in 0..63 {
+            assert_eq!(lex.process_word("$A", &env).map(|w| w.len()), Ok(1 << 20));
+        }
+        assert_eq!(
+            body.process_word("${A}", &env).map(|w| w.len()),
+            Ok(1 << 20)
+        );
+        // Unset variables and words without variables cost nothing; one more byte is refused.
+        assert_eq!(
+            lex.process_word("plain $UNSET", &env).as_deref(),
+            Ok("plain ")
+        );
+        let err = lex.process_word("x$B", &env).unwrap_err();
+        assert_eq!(err.word, "x$B");
+        assert!(err.reason.contains("more than 64 MiB"), "{}", err.reason);
+        assert!(body.process_word("$B", &env).is_err());
+        // A new lexer (a new build) has its own budget.
+        assert_eq!(
+            Lexer::new('\\').process_word("$B", &env).as_deref(),
+            Ok("b")
+        );
+    }
+
+    #[test]
+    fn replace_all_is_charged_for_what_it_copies() {
+        let env = EnvList::from_list(["A=".to_string() + &"a".repeat(1 << 13)]);
+        let lex = Lexer::new('\\');
+        // 8 KiB matches, each replaced by the 8 KiB value: 64 MiB, plus the two lookups.
+        let err = lex.process_word("${A//?/$A}", &env).unwrap_err();
+        assert!(err.reason.contains("more than 64 MiB"), "{}", err.reason);
+        // Go's template `$0` copies each match (the replacement keeps its escapes, as in
+        // BuildKit); within the budget it works as in Go.
+        let lex = Lexer::new('\\');
+        let env = EnvList::from_list(["A=ab"]);
+        let out = lex.process_word("${A//?/\\$0\\$0}", &env);
+        assert_eq!(out.as_deref(), Ok("\\a\\a\\b\\b"));
+    }
 
     #[test]
     fn reverse_patterns() {

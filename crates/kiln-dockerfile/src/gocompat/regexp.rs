@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 
 /// Go's `Regexp.expand` for an expression without capture groups: `$$` is a
 /// dollar, `$0`/`${0}` the whole match, any other well-formed reference
-/// empty, and a malformed one a literal `$`.
-pub(crate) fn expand_template(template: &str, whole: &str) -> String {
-    let mut out = String::new();
+/// empty, and a malformed one a literal `$`. Appends to `out`; `None` once `out` would
+/// exceed `limit` bytes.
+fn expand_template(out: &mut String, template: &str, whole: &str, limit: usize) -> Option<()> {
     let mut t = template;
     while let Some(i) = t.find('$') {
-        out.push_str(&t[..i]);
+        push_capped(out, &t[..i], limit)?;
         t = &t[i + 1..];
         if let Some(rest) = t.strip_prefix('$') {
             out.push('$');
@@ -24,15 +24,23 @@ pub(crate) fn expand_template(template: &str, whole: &str) -> String {
         match extract(t) {
             Some((num, rest)) => {
                 if num == Some(0) {
-                    out.push_str(whole);
+                    push_capped(out, whole, limit)?;
                 }
                 t = rest;
             }
             None => out.push('$'),
         }
     }
-    out.push_str(t);
-    out
+    push_capped(out, t, limit)
+}
+
+/// Appends `s` unless `out` would then exceed `limit` bytes.
+fn push_capped(out: &mut String, s: &str, limit: usize) -> Option<()> {
+    if out.len().checked_add(s.len())? > limit {
+        return None;
+    }
+    out.push_str(s);
+    Some(())
 }
 
 /// Go's `extract`: the name after `$` (bare or in braces), its number if it
@@ -71,8 +79,9 @@ fn extract(s: &str) -> Option<(Option<u32>, &str)> {
     Some((num, rest))
 }
 
-/// Go's `ReplaceAllString` (template-expanding) with Go's empty-match rules.
-pub(crate) fn replace_all(re: &Regex, src: &str, repl: &str) -> String {
+/// Go's `ReplaceAllString` (template-expanding) with Go's empty-match rules; `None` when
+/// the result would exceed `limit` bytes (every match can copy the template again).
+pub(crate) fn replace_all(re: &Regex, src: &str, repl: &str, limit: usize) -> Option<String> {
     let mut out = String::new();
     let mut last_end = 0;
     let mut search = 0;
@@ -80,10 +89,10 @@ pub(crate) fn replace_all(re: &Regex, src: &str, repl: &str) -> String {
         let Some(m) = re.find_at(src, search) else {
             break;
         };
-        out.push_str(&src[last_end..m.start()]);
+        push_capped(&mut out, &src[last_end..m.start()], limit)?;
         // No replacement for an empty match right after the previous match.
         if m.end() > last_end || m.start() == 0 {
-            out.push_str(&expand_template(repl, m.as_str()));
+            expand_template(&mut out, repl, m.as_str(), limit)?;
         }
         last_end = m.end();
         let width = src[search..].chars().next().map_or(1, char::len_utf8);
@@ -95,8 +104,8 @@ pub(crate) fn replace_all(re: &Regex, src: &str, repl: &str) -> String {
             search = m.end();
         }
     }
-    out.push_str(&src[last_end..]);
-    out
+    push_capped(&mut out, &src[last_end..], limit)?;
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -445,29 +454,48 @@ pub(crate) fn translate(go: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn template(t: &str, whole: &str) -> String {
+        let mut out = String::new();
+        expand_template(&mut out, t, whole, usize::MAX).expect("no limit");
+        out
+    }
+
     #[test]
     fn template_expansion() {
-        assert_eq!(expand_template("a$$b", "M"), "a$b");
-        assert_eq!(expand_template("<$0>", "M"), "<M>");
-        assert_eq!(expand_template("<${0}>", "M"), "<M>");
-        assert_eq!(expand_template("<$1>", "M"), "<>");
-        assert_eq!(expand_template("<$name.x>", "M"), "<.x>");
-        assert_eq!(expand_template("<$00>", "M"), "<>");
-        assert_eq!(expand_template("<${x>", "M"), "<${x>");
-        assert_eq!(expand_template("<$>", "M"), "<$>");
-        assert_eq!(expand_template("<${}>", "M"), "<${}>");
-        assert_eq!(expand_template("$", "M"), "$");
+        assert_eq!(template("a$$b", "M"), "a$b");
+        assert_eq!(template("<$0>", "M"), "<M>");
+        assert_eq!(template("<${0}>", "M"), "<M>");
+        assert_eq!(template("<$1>", "M"), "<>");
+        assert_eq!(template("<$name.x>", "M"), "<.x>");
+        assert_eq!(template("<$00>", "M"), "<>");
+        assert_eq!(template("<${x>", "M"), "<${x>");
+        assert_eq!(template("<$>", "M"), "<$>");
+        assert_eq!(template("<${}>", "M"), "<${}>");
+        assert_eq!(template("$", "M"), "$");
     }
 
     #[test]
     fn go_replace_all_empty_matches() {
+        let all = |re: &Regex, src: &str, repl: &str| replace_all(re, src, repl, usize::MAX);
         let re = Regex::new("x*").unwrap();
         // Go: regexp.MustCompile("x*").ReplaceAllString("abxd", "-") == "-a-b-d-"
-        assert_eq!(replace_all(&re, "abxd", "-"), "-a-b-d-");
+        assert_eq!(all(&re, "abxd", "-").as_deref(), Some("-a-b-d-"));
         let re = Regex::new("").unwrap();
-        assert_eq!(replace_all(&re, "ab", "-"), "-a-b-");
+        assert_eq!(all(&re, "ab", "-").as_deref(), Some("-a-b-"));
         let re = Regex::new("a").unwrap();
-        assert_eq!(replace_all(&re, "banana", "[$0]"), "b[a]n[a]n[a]");
+        assert_eq!(all(&re, "banana", "[$0]").as_deref(), Some("b[a]n[a]n[a]"));
+    }
+
+    #[test]
+    fn replace_all_stops_at_the_limit() {
+        let re = Regex::new("a").unwrap();
+        // "b[a]n[a]n[a]" is 12 bytes.
+        assert_eq!(
+            replace_all(&re, "banana", "[$0]", 12).as_deref(),
+            Some("b[a]n[a]n[a]")
+        );
+        assert_eq!(replace_all(&re, "banana", "[$0]", 11), None);
+        assert_eq!(replace_all(&re, "banana", "$0$0$0$0", 8), None);
     }
 
     #[test]
