@@ -62,13 +62,32 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        // 24 doublings of 8 bytes would be 128 MiB; the 23rd passes the 64 MiB budget.
-        name: "a variable doubled into itself",
+        name: "RUN without a sandbox base",
+        dockerfile: "FROM scratch\nRUN true\n",
+        expect: &["Dockerfile:2"],
+    },
+];
+
+/// Dockerfiles that ask for far more memory than their size, where BuildKit sets no bound.
+const BUDGET_CASES: &[Case] = &[
+    Case {
+        // 17 doublings make A 1 MiB; one line then asks for 64 copies of it.
+        name: "one line copying a variable 64 times",
+        dockerfile: concat!(
+            "FROM scratch\nENV A=xxxxxxxx\n",
+            "ENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\n",
+            "ENV B=$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A\n"
+        ),
+        expect: &["Dockerfile:20", "more than 64 MiB", "expanded into itself"],
+    },
+    Case {
+        // ENV also writes each value to the history, whose budget runs out a line earlier.
+        name: "an ENV doubled into itself",
         dockerfile: concat!(
             "FROM scratch\nENV A=xxxxxxxx\n",
             "ENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\nENV A=$A$A\n"
         ),
-        expect: &["Dockerfile:25", "more than 64 MiB", "expanded into itself"],
+        expect: &["Dockerfile:24", "history would grow past 64 MiB"],
     },
     Case {
         name: "a meta ARG doubled into itself",
@@ -80,9 +99,14 @@ const CASES: &[Case] = &[
         expect: &["Dockerfile:24", "more than 64 MiB"],
     },
     Case {
-        name: "RUN without a sandbox base",
-        dockerfile: "FROM scratch\nRUN true\n",
-        expect: &["Dockerfile:2"],
+        // Each line writes 2.6 MB of history (every port, as BuildKit lists them); the 26th
+        // passes the 64 MiB budget.
+        name: "port ranges that multiply the history",
+        dockerfile: concat!(
+            "FROM scratch\n",
+            "EXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\nEXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp\n"
+        ),
+        expect: &["Dockerfile:27", "history would grow past 64 MiB"],
     },
 ];
 
@@ -100,35 +124,42 @@ fn no_leftovers(dir: &Path, out: &Path) {
 
 #[test]
 fn each_bad_input_exits_2_naming_the_line_and_writes_nothing() {
-    for case in CASES {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = tmp.path().join("ctx");
-        std::fs::create_dir(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), case.dockerfile).unwrap();
-        std::fs::write(ctx.join("present.txt"), "here\n").unwrap();
-        std::os::unix::fs::symlink("../../etc", ctx.join("escape")).unwrap();
-        let out_dir = tmp.path().join("out");
-        std::fs::create_dir(&out_dir).unwrap();
-        let out = out_dir.join("image.tar");
-        let r = kiln()
-            .args(["build", "--progress", "quiet", "-o"])
-            .arg(&out)
-            .arg(&ctx)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(
-            r.status.code(),
-            Some(2),
-            "{}: exit code; stderr: {err}",
-            case.name
-        );
-        for want in case.expect {
-            assert!(err.contains(want), "{}: {want:?} not in {err:?}", case.name);
-        }
-        assert!(!err.contains("panicked"), "{}: {err}", case.name);
-        no_leftovers(&out_dir, &out);
+    CASES.iter().for_each(exits_2_naming_the_line);
+}
+
+#[test]
+fn dockerfiles_that_multiply_themselves_hit_a_budget() {
+    BUDGET_CASES.iter().for_each(exits_2_naming_the_line);
+}
+
+fn exits_2_naming_the_line(case: &Case) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), case.dockerfile).unwrap();
+    std::fs::write(ctx.join("present.txt"), "here\n").unwrap();
+    std::os::unix::fs::symlink("../../etc", ctx.join("escape")).unwrap();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("image.tar");
+    let r = kiln()
+        .args(["build", "--progress", "quiet", "-o"])
+        .arg(&out)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}: exit code; stderr: {err}",
+        case.name
+    );
+    for want in case.expect {
+        assert!(err.contains(want), "{}: {want:?} not in {err:?}", case.name);
     }
+    assert!(!err.contains("panicked"), "{}: {err}", case.name);
+    no_leftovers(&out_dir, &out);
 }
 
 #[test]

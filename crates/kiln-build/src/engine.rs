@@ -31,6 +31,11 @@ use crate::users;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+/// How many bytes of history (`created_by`) one build's instructions may write. BuildKit sets
+/// no limit, and one 45-byte `EXPOSE 0-65535/tcp 0-65535/udp 0-65535/sctp` writes 2.6 MB of
+/// history, so a 44 KB Dockerfile asked for a 2.6 GB config (and 5 GB of memory). Real
+/// builds write kilobytes.
+pub const HISTORY_BUDGET: usize = 64 << 20;
 
 /// Receives what the build is doing (step headers, warnings, command output).
 pub trait Progress {
@@ -206,6 +211,8 @@ struct Builder<'a> {
     epoch: Timestamp,
     created: GoTime,
     target_platform: Platform,
+    /// Bytes of [`HISTORY_BUDGET`] spent so far.
+    history_bytes: usize,
 }
 
 struct IgnoreAdapter<'a>(&'a IgnoreMatcher);
@@ -308,6 +315,7 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         epoch: Timestamp::from_secs(opts.epoch),
         created: GoTime::from_unix(opts.epoch),
         target_platform: target_platform.clone(),
+        history_bytes: 0,
     };
     for i in deps {
         b.dispatch_stage(i, &graph, &build_args)?;
@@ -393,6 +401,20 @@ impl Builder<'_> {
             self.context = Some(t);
         }
         Ok(self.context.as_ref().expect("loaded above"))
+    }
+
+    /// Charges new history entries to [`HISTORY_BUDGET`].
+    fn spend_history(&mut self, new: &[History]) -> Result<(), BuildError> {
+        let bytes: usize = new.iter().map(|h| h.created_by.len()).sum();
+        self.history_bytes = self.history_bytes.saturating_add(bytes);
+        if self.history_bytes > HISTORY_BUDGET {
+            return Err(BuildError::input(format!(
+                "the image history would grow past {} MiB (kiln's limit per build; this \
+                 instruction alone writes {bytes} bytes of it)",
+                HISTORY_BUDGET >> 20
+            )));
+        }
+        Ok(())
     }
 
     fn history(&self, created_by: String, empty_layer: bool) -> History {
@@ -596,7 +618,9 @@ impl Builder<'_> {
             self.opts
                 .progress
                 .step(&format!("[{stage_label} {}/{}] {original}", n + 1, total));
+            let before = st.image.history.len();
             self.dispatch(&mut st, &ins, build_args, graph)
+                .and_then(|()| self.spend_history(&st.image.history[before..]))
                 .map_err(|e| e.at(&file, line))?;
         }
         self.stages[i] = Some(st);
