@@ -132,6 +132,20 @@ fn dockerfiles_that_multiply_themselves_hit_a_budget() {
     BUDGET_CASES.iter().for_each(exits_2_naming_the_line);
 }
 
+/// `kiln build -o OUT CTX`: its exit code and stderr.
+fn build_quietly(out: &Path, ctx: &Path) -> (Option<i32>, String) {
+    let r = kiln()
+        .args(["build", "--progress", "quiet", "-o"])
+        .arg(out)
+        .arg(ctx)
+        .output()
+        .unwrap();
+    (
+        r.status.code(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    )
+}
+
 fn exits_2_naming_the_line(case: &Case) {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
@@ -142,19 +156,8 @@ fn exits_2_naming_the_line(case: &Case) {
     let out_dir = tmp.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let out = out_dir.join("image.tar");
-    let r = kiln()
-        .args(["build", "--progress", "quiet", "-o"])
-        .arg(&out)
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(
-        r.status.code(),
-        Some(2),
-        "{}: exit code; stderr: {err}",
-        case.name
-    );
+    let (code, err) = build_quietly(&out, &ctx);
+    assert_eq!(code, Some(2), "{}: exit code; stderr: {err}", case.name);
     for want in case.expect {
         assert!(err.contains(want), "{}: {want:?} not in {err:?}", case.name);
     }
@@ -177,14 +180,8 @@ fn unwritable_output_paths_exit_2_naming_the_path() {
         Path::new("/proc/kiln-cannot-write-here.tar").to_path_buf(),
         tmp.path().to_path_buf(),
     ] {
-        let r = kiln()
-            .args(["build", "--progress", "quiet", "-o"])
-            .arg(&out)
-            .arg(&ctx)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(r.status.code(), Some(2), "{}: {err}", out.display());
+        let (code, err) = build_quietly(&out, &ctx);
+        assert_eq!(code, Some(2), "{}: {err}", out.display());
         assert!(
             err.contains(&out.display().to_string()),
             "message names {}: {err}",
