@@ -1,8 +1,9 @@
 //! Normalizing one layer into kiln's canonical form.
 //!
-//! The layer is read once, with Go `archive/tar` semantics: headers (and where each entry's
-//! data lies) are kept in memory, the data itself is spilled to a temporary file, so memory
-//! does not grow with the size of the layer. The entries are then written again, sorted in
+//! The layer is read once, with Go `archive/tar` semantics: canonical headers (compact,
+//! about 190 bytes an entry with its name and index) and where each entry's data lies are
+//! kept in memory, the data itself is spilled to a temporary file, so memory does not grow
+//! with the size of the layer's data. The entries are then written again, sorted in
 //! layer order, through kiln-layer's Go-exact [`LayerWriter`]:
 //!
 //! - names relative without `./`, directories with a trailing `/`, the root entry dropped;
@@ -20,17 +21,17 @@
 //! of the root, hard links to anything not earlier in the layer or to a directory, device
 //! nodes (unless allowed), data shorter than its header claims.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 
 use kiln_image::section::FileSection;
 use kiln_layer::order::cmp_paths;
-use kiln_layer::tar::{typeflag, Format, Header, TarError, TarReader, Timestamp};
+use kiln_layer::tar::{typeflag, TarError, TarReader};
 use kiln_layer::{Compression, LayerInfo, LayerWriter};
 
+use crate::canon::Canon;
 use crate::error::{show, Error, Result};
 use crate::names;
 use crate::scrub::{Action, Scrubber};
@@ -115,9 +116,9 @@ enum Data {
 
 struct Entry {
     /// Canonical name, without trailing slash.
-    path: Vec<u8>,
-    /// Canonical header; `name` (and `linkname` of hard links) are set when writing.
-    header: Header,
+    path: Box<[u8]>,
+    /// Canonical header; the name (and the target of hard links) are set when writing.
+    canon: Canon,
     data: Data,
     /// For hard links: the entry holding the inode's data (never itself a link).
     link: Option<usize>,
@@ -126,6 +127,8 @@ struct Entry {
 /// A layer read into memory (headers) and the spill file (data).
 pub struct LayerIndex {
     entries: Vec<Entry>,
+    /// Indexes of `entries` in layer order.
+    order: Vec<usize>,
     spill: File,
     stats: LayerStats,
 }
@@ -146,7 +149,8 @@ impl LayerIndex {
         let mut tr = TarReader::new(BufReader::with_capacity(1 << 16, tar));
         let mut stats = LayerStats::default();
         let mut entries: Vec<Entry> = Vec::new();
-        let mut by_path: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Hard links (entry, cleaned target), resolved once every name is known.
+        let mut links: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         let mut pos: u64 = 0;
         {
@@ -169,7 +173,7 @@ impl LayerIndex {
                         continue;
                     }
                 };
-                let mut link = None;
+                let mut link_target = None;
                 let mut flag = h.typeflag;
                 match flag {
                     typeflag::REG | typeflag::REG_A | typeflag::CONT => flag = typeflag::REG,
@@ -193,20 +197,7 @@ impl LayerIndex {
                                 )))
                             }
                         };
-                        let Some(&t) = by_path.get(&target) else {
-                            return Err(bad(format!(
-                                "hard link to {}, which is not earlier in this layer",
-                                show(&target)
-                            )));
-                        };
-                        let root = entries[t].link.unwrap_or(t);
-                        if entries[root].header.typeflag == typeflag::DIR {
-                            return Err(bad(format!(
-                                "hard link to the directory {}",
-                                show(&target)
-                            )));
-                        }
-                        link = Some(root);
+                        link_target = Some(target);
                     }
                     typeflag::CHAR | typeflag::BLOCK => {
                         if opts.devices == Devices::Refuse {
@@ -249,62 +240,91 @@ impl LayerIndex {
                 } else {
                     Data::None
                 };
-                let mut header = canonical_header(&h, flag, opts.epoch, whiteout);
+                let canon = Canon::new(&h, flag, opts.epoch, whiteout);
                 if h.mtime.is_some_and(|t| t.secs > opts.epoch) {
                     stats.mtimes_clamped += 1;
                 }
-                if link.is_some() {
-                    header.size = 0;
-                }
-                let idx = entries.len();
-                if let Some(prev) = by_path.insert(path.clone(), idx) {
-                    return Err(bad(format!(
-                        "appears twice in the layer (as entries {} and {}); kiln refuses \
-                         duplicate entries rather than guess which one counts",
-                        prev + 1,
-                        idx + 1
-                    )));
+                if let Some(t) = link_target {
+                    links.push((entries.len(), t));
                 }
                 entries.push(Entry {
-                    path,
-                    header,
+                    path: path.into_boxed_slice(),
+                    canon,
                     data,
-                    link,
+                    link: None,
                 });
             }
             w.flush().map_err(spill_err)?;
         }
-        // Whatever is written below must not go through a link or a file of this layer. What
-        // lies below `a` sorts right from `a/` on, so each non-directory is one lookup in the
-        // sorted names (looking up every ancestor of every entry cost length x depth: hours
-        // for a single 1 MiB name of 512 Ki components).
-        let sorted: BTreeSet<&[u8]> = entries.iter().map(|e| e.path.as_slice()).collect();
-        for e in entries
-            .iter()
-            .filter(|e| e.header.typeflag != typeflag::DIR)
-        {
-            let mut below = e.path.clone();
-            below.push(b'/');
-            let Some(inner) = sorted
-                .range::<&[u8], _>((Bound::Included(below.as_slice()), Bound::Unbounded))
-                .next()
-                .filter(|p| p.starts_with(&below))
-            else {
-                continue;
+        // Stable: equal names stay in input order, so a duplicate names its first entry first.
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|&a, &b| cmp_paths(&entries[a].path, &entries[b].path));
+        let entry_err =
+            |e: &Entry, m: String| Error::input(format!("entry {}: {m}", show(&e.path)));
+        for w in order.windows(2) {
+            let (a, b) = (&entries[w[0]], &entries[w[1]]);
+            if a.path == b.path {
+                return Err(entry_err(
+                    b,
+                    format!(
+                        "appears twice in the layer (as entries {} and {}); kiln refuses \
+                         duplicate entries rather than guess which one counts",
+                        w[0] + 1,
+                        w[1] + 1
+                    ),
+                ));
+            }
+        }
+        // In input order, so that a link's target has its own link resolved already.
+        for (i, target) in links {
+            let found = order.binary_search_by(|&j| cmp_paths(&entries[j].path, &target));
+            let t = match found {
+                Ok(k) if order[k] < i => order[k],
+                _ => {
+                    return Err(entry_err(
+                        &entries[i],
+                        format!(
+                            "hard link to {}, which is not earlier in this layer",
+                            show(&target)
+                        ),
+                    ))
+                }
             };
-            let what = if e.header.typeflag == typeflag::SYMLINK {
+            let root = entries[t].link.unwrap_or(t);
+            if entries[root].canon.typeflag == typeflag::DIR {
+                return Err(entry_err(
+                    &entries[i],
+                    format!("hard link to the directory {}", show(&target)),
+                ));
+            }
+            entries[i].link = Some(root);
+        }
+        // Whatever is written below must not go through a link or a file of this layer. What
+        // lies below `a` comes right after `a` in layer order (`/` sorts below every other
+        // byte), so each non-directory needs one look at its successor (looking up every
+        // ancestor of every entry cost length x depth: hours for a single 1 MiB name of
+        // 512 Ki components).
+        for w in order.windows(2) {
+            let (e, next) = (&entries[w[0]], &entries[w[1]]);
+            if e.canon.typeflag == typeflag::DIR
+                || next.path.get(e.path.len()) != Some(&b'/')
+                || !next.path.starts_with(&e.path)
+            {
+                continue;
+            }
+            let what = if e.canon.typeflag == typeflag::SYMLINK {
                 "a symlink in this layer (writing it would follow the link)"
             } else {
                 "not a directory in this layer"
             };
-            return Err(Error::input(format!(
-                "entry {}: is inside {}, which is {what}",
-                show(inner),
-                show(&e.path)
-            )));
+            return Err(entry_err(
+                next,
+                format!("is inside {}, which is {what}", show(&e.path)),
+            ));
         }
         Ok(LayerIndex {
             entries,
+            order,
             spill,
             stats,
         })
@@ -341,7 +361,7 @@ impl LayerIndex {
         let mut removed = vec![false; n];
         for (i, gone) in removed.iter_mut().enumerate() {
             let e = &self.entries[i];
-            let regular = e.header.typeflag == typeflag::REG && e.link.is_none();
+            let regular = e.canon.typeflag == typeflag::REG && e.link.is_none();
             let Some((rule, action)) = opts.scrub.decide(&e.path, regular) else {
                 continue;
             };
@@ -352,23 +372,23 @@ impl LayerIndex {
                 }
                 Action::Empty => {
                     self.entries[i].data = Data::Inline(Vec::new());
-                    self.entries[i].header.size = 0;
+                    self.entries[i].canon.size = 0;
                     "emptied"
                 }
                 Action::Rewrite(f) => {
-                    if e.header.size as u64 > MAX_REWRITE {
+                    if e.canon.size as u64 > MAX_REWRITE {
                         return Err(Error::input(format!(
                             "entry {} (scrub {rule}): is {} bytes, more than the {MAX_REWRITE} a \
                              rewritten file may have",
                             show(&e.path),
-                            e.header.size
+                            e.canon.size
                         )));
                     }
                     let old = self.read_data(&e.data).map_err(spill_err)?;
                     let new = f(&old, opts.epoch).map_err(|m| {
                         Error::input(format!("entry {} (scrub {rule}): {m}", show(&e.path)))
                     })?;
-                    self.entries[i].header.size = new.len() as i64;
+                    self.entries[i].canon.size = new.len() as i64;
                     self.entries[i].data = Data::Inline(new);
                     "rewritten"
                 }
@@ -402,8 +422,8 @@ impl LayerIndex {
             }
         }
 
-        let mut order: Vec<usize> = (0..n).filter(|&i| !removed[i]).collect();
-        order.sort_by(|&a, &b| cmp_paths(&self.entries[a].path, &self.entries[b].path));
+        let mut order = std::mem::take(&mut self.order);
+        order.retain(|&i| !removed[i]);
 
         let (w, info) = kiln_layer::pipeline::write_layer(out, opts.compression, |lw| {
             self.emit(&order, &role, lw)
@@ -423,25 +443,25 @@ impl LayerIndex {
         };
         for &i in order {
             let e = &self.entries[i];
-            let (mut h, data) = match role.get(&i) {
-                None => (e.header.clone(), &e.data),
+            let mut name = e.path.to_vec();
+            if e.canon.typeflag == typeflag::DIR {
+                name.push(b'/');
+            }
+            let (h, data) = match role.get(&i) {
+                None => (e.canon.header(name), &e.data),
                 Some(&(root, leader)) if leader == i => {
                     let r = &self.entries[root];
-                    (r.header.clone(), &r.data)
+                    (r.canon.header(name), &r.data)
                 }
                 Some(&(root, leader)) => {
-                    let mut h = self.entries[root].header.clone();
+                    let mut h = self.entries[root].canon.header(name);
                     h.typeflag = typeflag::LINK;
-                    h.linkname = self.entries[leader].path.clone();
+                    h.linkname = self.entries[leader].path.to_vec();
                     h.size = 0;
                     self.stats.hardlinks += 1;
                     (h, &Data::None)
                 }
             };
-            h.name = e.path.clone();
-            if h.typeflag == typeflag::DIR {
-                h.name.push(b'/');
-            }
             lw.write_header(&h).map_err(|err| write_err(&e.path, err))?;
             if h.typeflag == typeflag::REG {
                 match data {
@@ -460,50 +480,6 @@ impl LayerIndex {
             self.stats.entries_written += 1;
         }
         Ok(())
-    }
-}
-
-/// The canonical header of an entry (name set later).
-fn canonical_header(h: &Header, flag: u8, epoch: i64, whiteout: bool) -> Header {
-    if whiteout {
-        return Header {
-            typeflag: typeflag::REG,
-            mtime: Some(Timestamp::EPOCH),
-            ..Header::default()
-        };
-    }
-    let mtime = h
-        .mtime
-        .map(|t| t.truncated().clamped(Timestamp::from_secs(epoch)))
-        .unwrap_or(Timestamp::EPOCH);
-    let device = flag == typeflag::CHAR || flag == typeflag::BLOCK;
-    Header {
-        typeflag: flag,
-        name: Vec::new(),
-        linkname: if flag == typeflag::SYMLINK {
-            h.linkname.clone()
-        } else {
-            Vec::new()
-        },
-        size: if flag == typeflag::REG { h.size } else { 0 },
-        mode: h.mode & 0o7777,
-        uid: h.uid,
-        gid: h.gid,
-        uname: Vec::new(),
-        gname: Vec::new(),
-        mtime: Some(mtime),
-        atime: None,
-        ctime: None,
-        devmajor: if device { h.devmajor } else { 0 },
-        devminor: if device { h.devminor } else { 0 },
-        pax_records: h
-            .pax_records
-            .iter()
-            .filter(|(k, _)| k.starts_with(b"SCHILY.xattr."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        // Let Go's rules pick USTAR where it can hold the header, PAX otherwise.
-        format: Format::UNKNOWN,
     }
 }
 
@@ -542,6 +518,7 @@ fn copy_entry<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_layer::tar::{Format, Header, Timestamp};
     use kiln_testkit::tars::archive as tar;
 
     const EPOCH: i64 = 1_700_000_000;
@@ -749,6 +726,28 @@ mod tests {
         refused(
             &[dir("d", 1), link(typeflag::LINK, "a", "d")],
             "hard link to the directory",
+        );
+        refused(
+            &[link(typeflag::LINK, "a", "a")],
+            "not earlier in this layer",
+        );
+        // "f-x" sorts between "f" and "f/g" by bytes, but not in layer order.
+        refused(
+            &[
+                file("f-x", b"x", 1),
+                file("f/g", b"x", 1),
+                file("f", b"x", 1),
+            ],
+            "entry \"f/g\": is inside \"f\", which is not a directory",
+        );
+        refused(
+            &[
+                file("b", b"x", 1),
+                file("a", b"x", 1),
+                file("./b", b"y", 1),
+                file("./a", b"y", 1),
+            ],
+            "entry \"a\": appears twice in the layer (as entries 2 and 4)",
         );
         let mut dev = hdr(typeflag::CHAR, "dev/null", 0, 1);
         dev.devmajor = 1;

@@ -14,6 +14,7 @@
 //! - [`layer`]: normalizing one layer with memory that does not grow with its size;
 //! - [`image`]: all layers in parallel, then config and manifest.
 
+mod canon;
 pub mod error;
 pub mod image;
 pub mod input;
