@@ -131,6 +131,7 @@ pub fn copy(
             opts,
             touched: &mut *touched,
             inodes: HashMap::new(),
+            links: HashMap::new(),
         }
         .copy_one(&m, dest_path)?;
     }
@@ -209,6 +210,10 @@ struct Copier<'a> {
     touched: &'a mut Touched,
     /// Source inode -> (destination path, destination inode) of its first copy.
     inodes: HashMap<u64, (Vec<u8>, u64)>,
+    /// Destination inode -> every path copied with it, for inodes copied more than once
+    /// (hard links). Fresh inodes are only shared within one copier, so these are all the
+    /// names a metadata change must reach.
+    links: HashMap<u64, Vec<Vec<u8>>>,
 }
 
 impl Copier<'_> {
@@ -320,7 +325,13 @@ impl Copier<'_> {
             } => {
                 self.ensure_empty_file_target(target)?;
                 let (dst_inode, link_meta) = match self.inodes.get(inode) {
-                    Some((first, ino)) => (*ino, self.dst.get(first).map(|n| n.meta().clone())),
+                    Some((first, ino)) => {
+                        self.links
+                            .entry(*ino)
+                            .or_insert_with(|| vec![first.clone()])
+                            .push(target.to_vec());
+                        (*ino, self.dst.get(first).map(|n| n.meta().clone()))
+                    }
                     None => {
                         let ino = new_inode();
                         self.inodes.insert(*inode, (target.to_vec(), ino));
@@ -407,28 +418,27 @@ impl Copier<'_> {
         let new = m.clone();
         if let Node::File { inode, .. } = n {
             let ino = *inode;
-            sync_links(self.dst, ino, &new);
+            if let Some(names) = self.links.get(&ino) {
+                sync_links(self.dst, names, ino, &new);
+            }
         }
         self.touched.insert(target.to_vec());
     }
 }
 
-/// Hard links share one inode: keep every link's metadata equal.
-fn sync_links(tree: &mut Tree, inode: u64, meta: &Meta) {
-    fn rec(n: &mut Node, inode: u64, meta: &Meta) {
-        match n {
-            Node::Dir { children, .. } => {
-                for c in children.values_mut() {
-                    rec(c, inode, meta);
-                }
+/// Hard links share one inode: keep the metadata of every name of `inode` among `names`
+/// equal (a name since replaced by another file keeps its own).
+fn sync_links(tree: &mut Tree, names: &[Vec<u8>], inode: u64, meta: &Meta) {
+    for name in names {
+        if let Some(Node::File {
+            meta: m, inode: i, ..
+        }) = tree.get_mut(name)
+        {
+            if *i == inode {
+                *m = meta.clone();
             }
-            Node::File {
-                meta: m, inode: i, ..
-            } if *i == inode => *m = meta.clone(),
-            _ => {}
         }
     }
-    rec(&mut tree.root, inode, meta);
 }
 
 /// A file created by the build itself (heredoc `COPY <<EOF`, `Mkfile`): mode 0644, root,
@@ -570,6 +580,24 @@ mod tests {
             _ => 0,
         };
         assert_eq!(ino(b"app/a"), ino(b"app/b"));
+    }
+
+    #[test]
+    fn hard_links_end_with_equal_metadata() {
+        // Two names of one inode whose headers disagreed (as tar entries can): the name
+        // copied last sets the inode's metadata, and the first name follows it.
+        let mut ctx = Tree::new();
+        add_file(&mut ctx, "a", 0o644, 1);
+        add_file(&mut ctx, "c", 0o640, 1);
+        let mut n = ctx.get(b"a").unwrap().clone();
+        n.meta_mut().mode = 0o600;
+        ctx.insert(b"b", n).unwrap();
+        let mut dst = Tree::new();
+        let mut touched = Touched::new();
+        copy(&ctx, "/", &mut dst, "/app/", &opts(), &mut touched).unwrap();
+        let mode = |p: &[u8]| dst.get(p).unwrap().meta().mode;
+        assert_eq!((mode(b"app/a"), mode(b"app/b")), (0o600, 0o600));
+        assert_eq!(mode(b"app/c"), 0o640);
     }
 
     #[test]
