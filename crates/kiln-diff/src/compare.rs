@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::jsondiff;
 use crate::listing::{scan, Entry, Kind, Listing};
 use crate::report::{Category, Difference, Report};
-use crate::rootfs::{link_groups, merge, Node};
+use crate::rootfs::{link_groups, merge, RootFs};
 
 /// One side of a comparison.
 pub struct Input<'a> {
@@ -262,7 +262,7 @@ fn summary(e: &Entry) -> String {
 }
 
 /// The attributes compared, as (field, value) pairs.
-fn attributes(e: &Entry, strict: bool, group: Option<&Vec<u8>>) -> Vec<(String, String)> {
+fn attributes(e: &Entry, strict: bool, group: Option<&[u8]>) -> Vec<(String, String)> {
     let mut v = vec![
         ("type".to_string(), e.kind.name().to_string()),
         ("mode".into(), octal(e.mode)),
@@ -298,7 +298,7 @@ struct Side<'a> {
     /// Where the content lives: (layer index, name there).
     source: (usize, Vec<u8>),
     /// The hard link group (its first name), if any.
-    group: Option<&'a Vec<u8>>,
+    group: Option<&'a [u8]>,
 }
 
 /// Appends the differences of one path; `prefix` names the layer in strict mode.
@@ -432,13 +432,9 @@ fn compare_layer(i: usize, a: &Listing, b: &Listing, out: &mut Vec<Difference>) 
 }
 
 /// Two root file systems, semantically.
-fn compare_rootfs(
-    a: &BTreeMap<Vec<u8>, Node>,
-    b: &BTreeMap<Vec<u8>, Node>,
-    out: &mut Vec<Difference>,
-) {
+fn compare_rootfs(a: &RootFs<'_>, b: &RootFs<'_>, out: &mut Vec<Difference>) {
     let (ga, gb) = (link_groups(a), link_groups(b));
-    let mut paths: Vec<&Vec<u8>> = a.keys().chain(b.keys()).collect();
+    let mut paths: Vec<&[u8]> = a.keys().chain(b.keys()).copied().collect();
     paths.sort_by(|x, y| cmp_paths(x, y));
     paths.dedup();
     for p in paths {
@@ -450,13 +446,13 @@ fn compare_rootfs(
 }
 
 fn node_side<'a>(
-    fs: &'a BTreeMap<Vec<u8>, Node>,
-    groups: &'a BTreeMap<Vec<u8>, Vec<u8>>,
+    fs: &RootFs<'a>,
+    groups: &BTreeMap<&'a [u8], &'a [u8]>,
     path: &[u8],
 ) -> Option<Side<'a>> {
     fs.get(path).map(|n| Side {
-        entry: &n.entry,
-        source: n.source.clone(),
-        group: groups.get(path),
+        entry: n.entry,
+        source: n.source(),
+        group: groups.get(path).copied(),
     })
 }

@@ -2,44 +2,50 @@
 //! container would see. Semantic comparison looks at this, not at the layers.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use kiln_layer::order::cmp_paths;
 
 use crate::listing::{Entry, Kind, Listing};
 
-/// A path of the root file system.
-#[derive(Clone, Debug)]
-pub struct Node {
-    /// The entry that made it (for a hard link: the inode's entry, under this path).
-    pub entry: Entry,
-    /// Layer the content comes from, and the name it has there.
-    pub source: (usize, Vec<u8>),
+/// A path of the root file system, borrowing from the layers' listings (a layer of a
+/// million files would otherwise be held three times).
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'a> {
+    /// The entry that made it; for a hard link, the entry of the file it links to (under
+    /// that file's name: the key of the root file system is this path's own name).
+    pub entry: &'a Entry,
+    /// Layer the content comes from (where `entry` is).
+    pub layer: usize,
     /// For hard links: the path linked to.
-    pub linked_to: Option<Vec<u8>>,
+    pub linked_to: Option<&'a [u8]>,
+}
+
+impl Node<'_> {
+    /// Where the content lives: (layer index, name there).
+    pub fn source(&self) -> (usize, Vec<u8>) {
+        (self.layer, self.entry.path.clone())
+    }
 }
 
 /// Paths in byte order, so that a subtree `p/...` is one range.
-pub type RootFs = BTreeMap<Vec<u8>, Node>;
+pub type RootFs<'a> = BTreeMap<&'a [u8], Node<'a>>;
 
-fn subtree_end(prefix: &[u8]) -> Vec<u8> {
-    // Everything starting with "p/" sorts before "p0" ('0' follows '/').
-    let mut end = prefix.to_vec();
-    end.push(b'0');
-    end
-}
-
-fn remove_subtree(fs: &mut RootFs, path: &[u8], keep_root: bool) {
+fn remove_subtree(fs: &mut RootFs<'_>, path: &[u8], keep_root: bool) {
     if !keep_root {
         fs.remove(path);
     }
     let mut start = path.to_vec();
     start.push(b'/');
-    let doomed: Vec<Vec<u8>> = fs
-        .range(start..subtree_end(path))
-        .map(|(k, _)| k.clone())
+    // Everything starting with "p/" sorts before "p0" ('0' follows '/').
+    let mut end = path.to_vec();
+    end.push(b'0');
+    let doomed: Vec<&[u8]> = fs
+        .range::<[u8], _>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
+        .map(|(&k, _)| k)
         .collect();
     for k in doomed {
-        fs.remove(&k);
+        fs.remove(k);
     }
 }
 
@@ -55,7 +61,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Applies the layers in order.
-pub fn merge(layers: &[Listing]) -> RootFs {
+pub fn merge(layers: &[Listing]) -> RootFs<'_> {
     let mut fs = RootFs::new();
     for (li, layer) in layers.iter().enumerate() {
         // Whiteouts apply to lower layers only, so they go first.
@@ -82,31 +88,25 @@ pub fn merge(layers: &[Listing]) -> RootFs {
                 // A non-directory replaces a directory with everything in it.
                 _ => remove_subtree(&mut fs, &e.path, true),
             }
+            let own = Node {
+                entry: e,
+                layer: li,
+                linked_to: None,
+            };
             let node = if e.kind == Kind::Hardlink {
-                match fs.get(&e.link) {
+                let linked_to = Some(e.link.as_slice());
+                match fs.get(e.link.as_slice()) {
                     Some(target) => Node {
-                        entry: Entry {
-                            path: e.path.clone(),
-                            ..target.entry.clone()
-                        },
-                        source: target.source.clone(),
-                        linked_to: Some(e.link.clone()),
+                        linked_to,
+                        ..*target
                     },
                     // A dangling link: keep it as what it claims to be.
-                    None => Node {
-                        entry: e.clone(),
-                        source: (li, e.path.clone()),
-                        linked_to: Some(e.link.clone()),
-                    },
+                    None => Node { linked_to, ..own },
                 }
             } else {
-                Node {
-                    entry: e.clone(),
-                    source: (li, e.path.clone()),
-                    linked_to: None,
-                }
+                own
             };
-            fs.insert(e.path.clone(), node);
+            fs.insert(&e.path, node);
         }
     }
     fs
@@ -114,29 +114,29 @@ pub fn merge(layers: &[Listing]) -> RootFs {
 
 /// For every path that shares its inode with others: the first of them in layer order,
 /// which names the group whichever way round the links were written.
-pub fn link_groups(fs: &RootFs) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut parent: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    fn find(parent: &mut BTreeMap<Vec<u8>, Vec<u8>>, x: &[u8]) -> Vec<u8> {
-        let mut cur = x.to_vec();
-        while let Some(p) = parent.get(&cur) {
-            if *p == cur {
+pub fn link_groups<'a>(fs: &RootFs<'a>) -> BTreeMap<&'a [u8], &'a [u8]> {
+    let mut parent: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
+    fn find<'a>(parent: &BTreeMap<&'a [u8], &'a [u8]>, x: &'a [u8]) -> &'a [u8] {
+        let mut cur = x;
+        while let Some(&p) = parent.get(cur) {
+            if p == cur {
                 break;
             }
-            cur = p.clone();
+            cur = p;
         }
         cur
     }
-    for (path, node) in fs {
-        let Some(t) = &node.linked_to else { continue };
+    for (&path, node) in fs {
+        let Some(t) = node.linked_to else { continue };
         if !fs.contains_key(t) {
             continue;
         }
-        parent.entry(path.clone()).or_insert_with(|| path.clone());
-        parent.entry(t.clone()).or_insert_with(|| t.clone());
-        let (ra, rb) = (find(&mut parent, path), find(&mut parent, t));
+        parent.entry(path).or_insert(path);
+        parent.entry(t).or_insert(t);
+        let (ra, rb) = (find(&parent, path), find(&parent, t));
         if ra != rb {
             // The smaller root (layer order) stays the root.
-            let (keep, other) = if cmp_paths(&ra, &rb).is_le() {
+            let (keep, other) = if cmp_paths(ra, rb).is_le() {
                 (ra, rb)
             } else {
                 (rb, ra)
@@ -144,14 +144,7 @@ pub fn link_groups(fs: &RootFs) -> BTreeMap<Vec<u8>, Vec<u8>> {
             parent.insert(other, keep);
         }
     }
-    let members: Vec<Vec<u8>> = parent.keys().cloned().collect();
-    members
-        .into_iter()
-        .map(|m| {
-            let r = find(&mut parent, &m);
-            (m, r)
-        })
-        .collect()
+    parent.keys().map(|&m| (m, find(&parent, m))).collect()
 }
 
 #[cfg(test)]
@@ -194,6 +187,10 @@ mod tests {
             .collect()
     }
 
+    fn node<'a>(fs: &RootFs<'a>, path: &str) -> Node<'a> {
+        fs[path.as_bytes()]
+    }
+
     #[test]
     fn whiteouts_opaque_dirs_and_replacements() {
         let lower = layer(&[
@@ -213,12 +210,13 @@ mod tests {
             (typeflag::REG, "o/new", "6"),
             (typeflag::REG, "r", "now a file"),
         ]);
-        let fs = merge(&[lower, upper]);
+        let layers = [lower, upper];
+        let fs = merge(&layers);
         assert_eq!(paths(&fs), ["a", "a-b", "a/x", "o", "o/new", "r"]);
-        assert_eq!(fs[&b"r".to_vec()].entry.kind, Kind::File);
+        assert_eq!(node(&fs, "r").entry.kind, Kind::File);
         assert_eq!(
-            fs[&b"o/new".to_vec()].source.0,
-            1,
+            node(&fs, "o/new").source(),
+            (1, b"o/new".to_vec()),
             "content comes from the upper layer"
         );
     }
@@ -231,19 +229,19 @@ mod tests {
             (typeflag::LINK, "a", "m"),
             (typeflag::REG, "solo", "x"),
         ]);
-        let fs = merge(&[l]);
+        let layers = [l];
+        let fs = merge(&layers);
         assert_eq!(
-            fs[&b"a".to_vec()].entry.kind,
+            node(&fs, "a").entry.kind,
             Kind::File,
             "a resolved link is a file"
         );
-        assert_eq!(
-            fs[&b"a".to_vec()].entry.digest,
-            fs[&b"z".to_vec()].entry.digest
-        );
+        assert_eq!(node(&fs, "a").entry.digest, node(&fs, "z").entry.digest);
+        assert_eq!(node(&fs, "a").source(), (0, b"z".to_vec()));
+        assert_eq!(node(&fs, "a").linked_to, Some(&b"m"[..]));
         let g = link_groups(&fs);
         for p in ["a", "m", "z"] {
-            assert_eq!(g[p.as_bytes()], b"a".to_vec());
+            assert_eq!(g[p.as_bytes()], b"a");
         }
         assert!(!g.contains_key(&b"solo"[..]));
     }
