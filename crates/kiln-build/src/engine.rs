@@ -260,6 +260,14 @@ struct Builder<'a> {
     target_platform: Platform,
     /// Bytes of [`HISTORY_BUDGET`] spent so far.
     history_bytes: usize,
+    /// For each stage: the last stage that uses it (as FROM, `--from` or mount), after
+    /// which its state is released; `None` to keep it (the target, unused stages, and every
+    /// stage when ONBUILD triggers could refer to stages the graph does not show). A chain
+    /// of stages then moves one state along instead of keeping a copy per stage: 2,000
+    /// chained stages took 1.1 GB, 8,000 took 18 GB.
+    last_use: Vec<Option<usize>>,
+    /// Stages whose state was released.
+    released: Vec<bool>,
 }
 
 struct IgnoreAdapter<'a>(&'a IgnoreMatcher);
@@ -363,6 +371,8 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         created: GoTime::from_unix(opts.epoch),
         target_platform: target_platform.clone(),
         history_bytes: 0,
+        last_use: last_uses(df, &graph, &deps, target),
+        released: vec![false; df.stages.len()],
     };
     for i in deps {
         b.dispatch_stage(i, &graph, &build_args)?;
@@ -371,6 +381,34 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         .take()
         .expect("target stage was dispatched");
     Ok(b.finish(st))
+}
+
+/// For each stage, the last of `deps` that uses it (see `Builder::last_use`).
+fn last_uses(
+    df: &Dockerfile,
+    graph: &StageGraph,
+    deps: &BTreeSet<usize>,
+    target: usize,
+) -> Vec<Option<usize>> {
+    let mut last = vec![None; df.stages.len()];
+    let onbuild = df.stages.iter().any(|s| {
+        s.commands
+            .iter()
+            .any(|c| matches!(c.instruction, Instruction::Onbuild(_)))
+    });
+    if onbuild {
+        return last;
+    }
+    for &c in deps {
+        let refs = graph.references(c);
+        for r in refs.iter().chain([graph.base(c)]) {
+            if let StageRef::Stage(s) = *r {
+                last[s] = last[s].max(Some(c));
+            }
+        }
+    }
+    last[target] = None;
+    last
 }
 
 /// The empty image of `FROM scratch` (BuildKit's `emptyImage`).
@@ -582,9 +620,17 @@ impl Builder<'_> {
         let mut onbuild_from_parent: Vec<String> = Vec::new();
         let mut st = match graph.base(i) {
             StageRef::Stage(j) => {
-                let mut s = self.stages[*j].clone().ok_or_else(|| {
-                    BuildError::input("base stage not built").at(&file, stage.line)
-                })?;
+                // The last use takes the state instead of copying it, unless this stage
+                // also copies or mounts from it.
+                let last = self.last_use[*j] == Some(i)
+                    && !graph.references(i).contains(&StageRef::Stage(*j));
+                let s = if last {
+                    self.released[*j] = true;
+                    self.stages[*j].take()
+                } else {
+                    self.stages[*j].clone()
+                };
+                let mut s = s.ok_or_else(|| self.missing_stage(*j).at(&file, stage.line))?;
                 // ONBUILD triggers of the parent stage run here; they do not carry over.
                 for c in &self.df.stages[*j].commands {
                     if let Instruction::Onbuild(o) = &c.instruction {
@@ -660,7 +706,36 @@ impl Builder<'_> {
                 .map_err(|e| e.at(&file, line))?;
         }
         self.stages[i] = Some(st);
+        for r in graph.references(i) {
+            if let StageRef::Stage(j) = r {
+                if self.last_use[j] == Some(i) {
+                    self.stages[j] = None;
+                    self.released[j] = true;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Why stage `j`'s state is not there.
+    fn missing_stage(&self, j: usize) -> BuildError {
+        let name = self.df.stages[j]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{j}"));
+        if self.released[j] {
+            BuildError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "stage {name:?} was released after its last use that the Dockerfile shows; \
+                     ONBUILD triggers of a base image that refer to stages are not supported"
+                ),
+            )
+        } else {
+            BuildError::input(format!(
+                "cannot use stage {name:?}, it needs to be defined before the current stage"
+            ))
+        }
     }
 
     fn dispatch(
@@ -925,11 +1000,13 @@ impl Builder<'_> {
             ),
             Some(from) => match stage_or_image(self.df, graph, from) {
                 StageRef::Stage(j) => {
-                    let s = self.stages[j].as_ref().ok_or_else(|| {
-                        BuildError::input(format!(
+                    let s = match self.stages[j].as_ref() {
+                        Some(s) => s,
+                        None if self.released[j] => return Err(self.missing_stage(j)),
+                        None => return Err(BuildError::input(format!(
                             "cannot copy from stage {from:?}, it needs to be defined before the current stage"
-                        ))
-                    })?;
+                        ))),
+                    };
                     (std::borrow::Cow::Borrowed(&s.tree), false)
                 }
                 StageRef::Image(img) => {
@@ -1137,10 +1214,11 @@ impl Builder<'_> {
                     let tree = match &m.from {
                         None => self.context_tree()?.clone(),
                         Some(from) => match stage_or_image(self.df, graph, from) {
-                            StageRef::Stage(j) => self.stages[j]
-                                .as_ref()
-                                .map(|s| s.tree.clone())
-                                .ok_or_else(|| BuildError::input(format!("mount from stage {from:?} that is not built yet")))?,
+                            StageRef::Stage(j) => match self.stages[j].as_ref() {
+                                Some(s) => s.tree.clone(),
+                                None if self.released[j] => return Err(self.missing_stage(j)),
+                                None => return Err(BuildError::input(format!("mount from stage {from:?} that is not built yet"))),
+                            },
                             StageRef::Image(i) => {
                                 return Err(BuildError::new(
                                     ErrorKind::Unsupported,
@@ -1447,6 +1525,73 @@ fn merge_onto(dst: &mut Tree, src: &Tree, changes: &[emit::Change]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_layer::tar::TarReader;
+    use std::io::Read;
+
+    /// Builds `dockerfile` with a context holding `f` and `g`; the names and contents of
+    /// the regular files of each layer of the result.
+    fn build_files(dockerfile: &str) -> Vec<Vec<(String, String)>> {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("f"), "f\n").unwrap();
+        std::fs::write(ctx.join("g"), "g\n").unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let df = kiln_dockerfile::parse(dockerfile, "Dockerfile").unwrap();
+        let opts = BuildOptions {
+            context_dir: ctx.clone(),
+            dockerfile: ctx.join("Dockerfile"),
+            dockerfile_display: "Dockerfile".into(),
+            epoch: 0,
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: None,
+            compression: Compression::Uncompressed,
+            store: &store,
+            work_dir: tmp.path(),
+            resolver: None,
+            executor: None,
+            progress: &Quiet,
+        };
+        let out = build(&df, &opts).unwrap();
+        out.layers
+            .iter()
+            .map(|l| {
+                let blob = std::fs::File::open(store.path(&l.digest)).unwrap();
+                let mut tr = TarReader::new(blob);
+                let mut files = Vec::new();
+                while let Some(h) = tr.next_header().unwrap() {
+                    if h.typeflag == kiln_layer::tar::typeflag::REG {
+                        let mut data = String::new();
+                        tr.read_to_string(&mut data).unwrap();
+                        files.push((String::from_utf8_lossy(&h.name).into_owned(), data));
+                    }
+                }
+                files
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stages_used_again_later_are_kept_and_the_rest_move_along() {
+        // `a` is the base of `b` and copied from by `c` and `d` later: `b` must copy it;
+        // `d` is built on `a` and copies from it too; `c` is the last use of `b`.
+        let layers = build_files(
+            "FROM scratch AS a\nCOPY f /f\n\
+             FROM a AS b\nCOPY g /g\n\
+             FROM b AS c\nCOPY --from=a /f /af\n\
+             FROM a AS d\nCOPY --from=a /f /f2\nCOPY --from=c /af /caf\n",
+        );
+        let file = |n: &str, d: &str| (n.to_string(), d.to_string());
+        assert_eq!(
+            layers,
+            [
+                vec![file("f", "f\n")],
+                vec![file("f2", "f\n")],
+                vec![file("caf", "f\n")],
+            ]
+        );
+    }
 
     #[test]
     fn config_env_is_set_as_buildkit_adds_env() {

@@ -273,8 +273,16 @@ pub fn classify(
         .iter()
         .map(|d| directive_step(d.line, &d.name, &d.value))
         .collect();
-    // ENV values per built stage: a stage built FROM another one inherits them.
+    // ENV values per built stage: a stage built FROM another one inherits them. The last
+    // stage built on a stage takes its values instead of copying them (a chain of stages
+    // would otherwise hold a copy per stage: memory quadratic in the chain's length).
     let mut stage_env: Vec<Option<EnvList>> = vec![None; df.stages.len()];
+    let mut last_child: Vec<Option<usize>> = vec![None; df.stages.len()];
+    for &i in &needed {
+        if let StageRef::Stage(j) = graph.base(i) {
+            last_child[*j] = last_child[*j].max(Some(i));
+        }
+    }
     for &i in &needed {
         let stage = &df.stages[i];
         steps.push(Step {
@@ -283,26 +291,34 @@ pub fn classify(
             needs: Vec::new(),
         });
         let mut env_only = match graph.base(i) {
+            StageRef::Stage(j) if last_child[*j] == Some(i) => {
+                stage_env[*j].take().unwrap_or_default()
+            }
             StageRef::Stage(j) => stage_env[*j].clone().unwrap_or_default(),
             StageRef::Image(_) => EnvList::new(),
         };
-        let mut env = env_only.clone();
+        // ARG values are seen by this stage only: kept apart, in a copy made at the first ARG.
+        let mut with_args: Option<EnvList> = None;
         for c in &stage.commands {
+            let env = with_args.as_ref().unwrap_or(&env_only);
             let mut features = Vec::new();
             let mut mounts = Vec::new();
             let mut sources: Vec<(String, bool)> = Vec::new();
             match &c.instruction {
                 Instruction::Arg(a) => {
+                    let vars = with_args.get_or_insert_with(|| env_only.clone());
                     for def in &a.args {
-                        if let Ok(Some(v)) = def.resolve(&lex, &env, build_args, &meta) {
-                            env.set(&def.key, &v);
+                        if let Ok(Some(v)) = def.resolve(&lex, vars, build_args, &meta) {
+                            vars.set(&def.key, &v);
                         }
                     }
                 }
                 Instruction::Env(_) => {
-                    if let Ok(Expanded::Env(e)) = c.instruction.expand(&lex, &env) {
+                    if let Ok(Expanded::Env(e)) = c.instruction.expand(&lex, env) {
                         for kv in &e.vars {
-                            env.set(&kv.key, &kv.value);
+                            if let Some(vars) = with_args.as_mut() {
+                                vars.set(&kv.key, &kv.value);
+                            }
                             env_only.set(&kv.key, &kv.value);
                         }
                     }
@@ -312,10 +328,10 @@ pub fn classify(
                         features.push(Feature::RunInsecure);
                     }
                     // A mount that does not expand is the native build's error to report.
-                    mounts = r.expand_mounts(&lex, &env).unwrap_or_default();
+                    mounts = r.expand_mounts(&lex, env).unwrap_or_default();
                 }
                 Instruction::Add(a) => {
-                    let expanded = match c.instruction.expand(&lex, &env) {
+                    let expanded = match c.instruction.expand(&lex, env) {
                         Ok(Expanded::Add(x)) => x,
                         _ => a.clone(),
                     };
