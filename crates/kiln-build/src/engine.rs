@@ -36,6 +36,11 @@ const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 /// history, so a 44 KB Dockerfile asked for a 2.6 GB config (and 5 GB of memory). Real
 /// builds write kilobytes.
 pub const HISTORY_BUDGET: usize = 64 << 20;
+/// How much stage state one build may copy, in estimated bytes of memory. A stage is
+/// copied when it is the base of a stage while another one still needs it; a few lines can
+/// ask for thousands of copies of a large stage (a chain of 2,000 stages that a last stage
+/// copies from took 1 GB). Real builds copy a few stages of at most a few hundred MB.
+pub const COPY_BUDGET: usize = 2 << 30;
 
 /// Receives what the build is doing (step headers, warnings, command output).
 pub trait Progress {
@@ -205,6 +210,29 @@ struct StageState {
 }
 
 impl StageState {
+    /// Roughly how many bytes of memory a copy of this state takes.
+    fn footprint(&self) -> usize {
+        // Measured: a tree of 200,000 files takes 215 MB; a history entry, an environment
+        // entry or a label, with their allocations, about 128 bytes besides their text.
+        const NODE: usize = 1024;
+        const ENTRY: usize = 128;
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + ENTRY).sum::<usize>();
+        let c = &self.image.config;
+        self.tree.node_count() * NODE
+            + self
+                .image
+                .history
+                .iter()
+                .map(|h| h.created_by.len() + ENTRY)
+                .sum::<usize>()
+            + strings(&c.env)
+            + strings(&self.env.to_list())
+            + c.labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + ENTRY)
+                .sum::<usize>()
+    }
+
     /// `FROM scratch`.
     fn scratch(index: usize, platform: &Platform) -> StageState {
         StageState {
@@ -268,6 +296,9 @@ struct Builder<'a> {
     last_use: Vec<Option<usize>>,
     /// Stages whose state was released.
     released: Vec<bool>,
+    /// Bytes of stage state copied so far, and the most that may be ([`COPY_BUDGET`]).
+    copied_bytes: usize,
+    copy_budget: usize,
 }
 
 struct IgnoreAdapter<'a>(&'a IgnoreMatcher);
@@ -314,6 +345,15 @@ const NON_ENV_ARGS: &[&str] = &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCA
 
 /// Builds the Dockerfile's target stage.
 pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, BuildError> {
+    build_within(df, opts, COPY_BUDGET)
+}
+
+/// [`build`], copying at most `copy_budget` bytes of stage state.
+fn build_within(
+    df: &Dockerfile,
+    opts: &BuildOptions<'_>,
+    copy_budget: usize,
+) -> Result<BuildOutput, BuildError> {
     let host = platform::host();
     let target_platform = opts.platform.clone().unwrap_or_else(|| host.clone());
     let mut build_args = opts.build_args.clone();
@@ -373,6 +413,8 @@ pub fn build(df: &Dockerfile, opts: &BuildOptions<'_>) -> Result<BuildOutput, Bu
         history_bytes: 0,
         last_use: last_uses(df, &graph, &deps, target),
         released: vec![false; df.stages.len()],
+        copied_bytes: 0,
+        copy_budget,
     };
     for i in deps {
         b.dispatch_stage(i, &graph, &build_args)?;
@@ -628,6 +670,17 @@ impl Builder<'_> {
                     self.released[*j] = true;
                     self.stages[*j].take()
                 } else {
+                    if let Some(s) = &self.stages[*j] {
+                        self.copied_bytes = self.copied_bytes.saturating_add(s.footprint());
+                    }
+                    if self.copied_bytes > self.copy_budget {
+                        return Err(BuildError::input(format!(
+                            "stages built on stages that are still needed would copy more than \
+                             {} MiB of stage state (kiln's limit per build)",
+                            self.copy_budget >> 20
+                        ))
+                        .at(&file, stage.line));
+                    }
                     self.stages[*j].clone()
                 };
                 let mut s = s.ok_or_else(|| self.missing_stage(*j).at(&file, stage.line))?;
@@ -1531,6 +1584,13 @@ mod tests {
     /// Builds `dockerfile` with a context holding `f` and `g`; the names and contents of
     /// the regular files of each layer of the result.
     fn build_files(dockerfile: &str) -> Vec<Vec<(String, String)>> {
+        build_files_within(dockerfile, COPY_BUDGET).unwrap()
+    }
+
+    fn build_files_within(
+        dockerfile: &str,
+        copy_budget: usize,
+    ) -> Result<Vec<Vec<(String, String)>>, BuildError> {
         let tmp = tempfile::tempdir().unwrap();
         let ctx = tmp.path().join("ctx");
         std::fs::create_dir(&ctx).unwrap();
@@ -1553,8 +1613,9 @@ mod tests {
             executor: None,
             progress: &Quiet,
         };
-        let out = build(&df, &opts).unwrap();
-        out.layers
+        let out = build_within(&df, &opts, copy_budget)?;
+        Ok(out
+            .layers
             .iter()
             .map(|l| {
                 let blob = std::fs::File::open(store.path(&l.digest)).unwrap();
@@ -1569,7 +1630,21 @@ mod tests {
                 }
                 files
             })
-            .collect()
+            .collect())
+    }
+
+    #[test]
+    fn copies_of_stages_spend_a_budget() {
+        // `b` and `c` copy `a` (which `d` still needs); `c` is also needed by `d`, so
+        // `d` copies it too. With no budget the first copy fails.
+        let df = "FROM scratch AS a\nCOPY f /f\n\
+                  FROM a AS b\n\
+                  FROM a AS c\n\
+                  FROM c AS d\nCOPY --from=a /f /a\nCOPY --from=b /f /b\nCOPY --from=c /f /c\n";
+        assert!(build_files_within(df, COPY_BUDGET).is_ok());
+        let err = build_files_within(df, 0).unwrap_err();
+        assert_eq!(err.location.as_deref(), Some("Dockerfile:3"));
+        assert!(err.message.contains("would copy more than"), "{err:?}");
     }
 
     #[test]

@@ -293,6 +293,19 @@ impl Default for Tree {
 }
 
 impl Tree {
+    /// Number of nodes, the root included.
+    pub fn node_count(&self) -> usize {
+        let mut count = 0;
+        let mut todo = vec![&self.root];
+        while let Some(n) = todo.pop() {
+            count += 1;
+            if let Some(children) = n.children() {
+                todo.extend(children.values());
+            }
+        }
+        count
+    }
+
     /// An empty root (`FROM scratch`).
     pub fn new() -> Tree {
         Tree {
@@ -451,6 +464,18 @@ mod tests {
             Node::dir(Meta::new(0o755, 0, 0, Timestamp::from_secs(5))),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn node_count_counts_every_node_and_the_root() {
+        let mut t = Tree::new();
+        assert_eq!(t.node_count(), 1);
+        dir(&mut t, "a");
+        dir(&mut t, "a/b");
+        file(&mut t, "a/b/f");
+        file(&mut t, "g");
+        link(&mut t, "a/l", "g");
+        assert_eq!(t.node_count(), 6);
     }
 
     fn link(tree: &mut Tree, path: &str, target: &str) {
