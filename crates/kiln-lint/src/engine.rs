@@ -67,10 +67,15 @@ impl StageState {
     /// A stage built `FROM` this one: ENV, SHELL and the apt sources carry
     /// over, ARGs do not.
     fn child(&self) -> StageState {
+        self.clone().into_child()
+    }
+
+    /// [`StageState::child`], for the last stage built on this one.
+    fn into_child(self) -> StageState {
         StageState {
             args: EnvList::new(),
             sde_arg: false,
-            ..self.clone()
+            ..self
         }
     }
 
@@ -172,17 +177,42 @@ impl Walker<'_> {
 
     fn walk(&mut self) -> Result<(), LintError> {
         let df = self.df;
-        let mut states: Vec<StageState> = Vec::with_capacity(df.stages.len());
+        // Each stage's base among the stages before it (by name), found up front so that
+        // the last stage built on a stage can take its state instead of copying it (a chain
+        // of stages would otherwise keep a copy of the environment per stage).
+        let mut first_named: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut bases: Vec<Result<(String, Option<usize>), LintError>> = Vec::new();
         for (i, stage) in df.stages.iter().enumerate() {
-            let image = self
+            let base = self
                 .lex
                 .process_word(&stage.from.image, &self.meta)
-                .map_err(|e| self.err(stage.line, e))?;
-            let base = df.stages[..i]
-                .iter()
-                .position(|s| s.name.as_deref() == Some(image.as_str()));
+                .map_err(|e| self.err(stage.line, e))
+                .map(|image| {
+                    let j = first_named.get(image.as_str()).copied();
+                    (image, j)
+                });
+            if let Some(name) = stage.name.as_deref() {
+                first_named.entry(name).or_insert(i);
+            }
+            bases.push(base);
+        }
+        let mut last_child: Vec<Option<usize>> = vec![None; df.stages.len()];
+        for (i, b) in bases.iter().enumerate() {
+            if let Ok((_, Some(j))) = b {
+                last_child[*j] = Some(i);
+            }
+        }
+        let mut states: Vec<Option<StageState>> = Vec::with_capacity(df.stages.len());
+        for ((i, stage), base) in df.stages.iter().enumerate().zip(bases) {
+            let (image, base) = base?;
             let mut st = match base {
-                Some(j) => states[j].child(),
+                // Every stage before this one left its state, unless its last child took it.
+                Some(j) if last_child[j] == Some(i) => states[j]
+                    .take()
+                    .map_or_else(StageState::new, StageState::into_child),
+                Some(j) => states[j]
+                    .as_ref()
+                    .map_or_else(StageState::new, StageState::child),
                 None => {
                     let mut p = Problems::default();
                     if let Some(msg) =
@@ -200,7 +230,8 @@ impl Walker<'_> {
                 self.instruction(&mut st, &cmd.instruction, cmd.line, &mut p, &mut comments)?;
                 self.report(cmd.line, cmd.end_line, p, &comments);
             }
-            states.push(st);
+            // Kept only for the stages built on it.
+            states.push(last_child[i].map(|_| st));
         }
         Ok(())
     }

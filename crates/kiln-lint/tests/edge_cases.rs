@@ -157,6 +157,18 @@ fn variables_are_resolved_from_arg_and_env() {
 fn source_date_epoch_scope() {
     // ENV carries into child stages; a meta ARG alone is not visible to RUN.
     assert_eq!(lint("FROM D AS base\nENV SOURCE_DATE_EPOCH=0\nFROM base\nRUN pip install x==1 && touch -d @$SOURCE_DATE_EPOCH /x\n"), []);
+    // ... into every child: the last one takes the base's state, the others copy it.
+    let children = "FROM base AS one\nRUN echo $SOURCE_DATE_EPOCH > /x\nFROM base\nRUN echo $SOURCE_DATE_EPOCH > /y\n";
+    assert_eq!(
+        lint(&format!(
+            "FROM D AS base\nENV SOURCE_DATE_EPOCH=0\n{children}"
+        )),
+        []
+    );
+    assert_eq!(
+        lint(&format!("FROM D AS base\nENV OTHER=0\n{children}")),
+        [("KL019", 4), ("KL019", 6)]
+    );
     assert_eq!(
         lint("ARG SOURCE_DATE_EPOCH\nFROM D\nRUN echo $SOURCE_DATE_EPOCH > /x\n"),
         [("KL019", 3)]
