@@ -213,3 +213,78 @@ fn bad_flags_and_missing_dockerfile_exit_2() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
 }
+
+/// A regular file `name` holding `data`.
+fn tar_file(name: &str, data: &[u8]) -> (kiln_layer::tar::Header, Vec<u8>) {
+    let h = kiln_layer::tar::Header {
+        typeflag: kiln_layer::tar::typeflag::REG,
+        name: name.as_bytes().to_vec(),
+        size: data.len() as i64,
+        mode: 0o644,
+        ..Default::default()
+    };
+    (h, data.to_vec())
+}
+
+fn tar_of(files: &[(kiln_layer::tar::Header, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<_> = files
+        .iter()
+        .map(|(h, d)| (h.clone(), d.as_slice()))
+        .collect();
+    kiln_testkit::tars::archive(&entries)
+}
+
+#[test]
+fn entries_deeper_than_linux_paths_are_refused() {
+    // 200 KB of tar name 100,000 directories down: no runtime could extract it, and a tree
+    // that deep took kiln minutes and then its stack.
+    let deep = format!("{}f", "a/".repeat(100_000));
+    let layer = tar_of(&[tar_file(&deep, b"x")]);
+    let diff_id = sha256_hex(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"config":{{}}}}"#
+    );
+    let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
+    let manifest = format!(
+        r#"[{{"Config":"{config_name}","RepoTags":["deep:1"],"Layers":["{diff_id}/layer.tar"]}}]"#
+    );
+    let image = tar_of(&[
+        tar_file("manifest.json", manifest.as_bytes()),
+        tar_file(&config_name, config.as_bytes()),
+        tar_file(&format!("{diff_id}/layer.tar"), &layer),
+    ]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(tmp.path().join("deep-image.tar"), image).unwrap();
+    std::fs::write(ctx.join("deep.tar"), &layer).unwrap();
+    std::fs::write(ctx.join("Dockerfile.from"), "FROM base\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile.add"), "FROM scratch\nADD deep.tar /\n").unwrap();
+    let base = format!(
+        "base=docker-archive:{}",
+        tmp.path().join("deep-image.tar").display()
+    );
+    for (dockerfile, extra, line) in [
+        ("Dockerfile.from", vec!["--build-context", base.as_str()], 1),
+        ("Dockerfile.add", vec![], 2),
+    ] {
+        let out = tmp.path().join("image.tar");
+        let r = kiln()
+            .args(["build", "--progress", "quiet", "-f"])
+            .arg(ctx.join(dockerfile))
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{dockerfile}: {err}");
+        assert!(err.contains(&format!("{dockerfile}:{line}")), "{err}");
+        assert!(err.contains("more than 2048 levels deep"), "{err}");
+        // The 200 KB name is shown by its start.
+        assert!(err.len() < 2000, "{} bytes of error", err.len());
+        assert!(!out.exists());
+    }
+}

@@ -111,7 +111,7 @@ pub fn apply_layer<R: Read>(
                 })
             }
         };
-        let entry = String::from_utf8_lossy(&h.name).into_owned();
+        let entry = crate::tree::shorten(&h.name);
         let err = |message: &str| ApplyError::Entry {
             layer: name.to_string(),
             entry: entry.clone(),

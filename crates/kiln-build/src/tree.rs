@@ -270,6 +270,11 @@ pub fn base(path: &[u8]) -> &[u8] {
 pub enum TreeError {
     #[error("too many levels of symbolic links resolving {0}")]
     SymlinkLoop(String),
+    #[error(
+        "{0}: more than {MAX_DEPTH} levels deep (no runtime can extract that: Linux paths \
+         are at most 4096 bytes)"
+    )]
+    TooDeep(String),
     #[error("{0}: not a directory")]
     NotADirectory(String),
     #[error("{0}: no such file or directory")]
@@ -277,7 +282,31 @@ pub enum TreeError {
 }
 
 fn show(p: &[u8]) -> String {
-    format!("/{}", String::from_utf8_lossy(p))
+    format!("/{}", shorten(p))
+}
+
+/// A name as messages show it: cut after 200 bytes (a tar entry may be named by a 1 MiB
+/// PAX record).
+pub fn shorten(name: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    match name.get(..SHOWN) {
+        Some(start) if name.len() > SHOWN => {
+            format!("{}… ({} bytes)", String::from_utf8_lossy(start), name.len())
+        }
+        _ => String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
+/// How deep a path of a tree may be. Linux paths are at most 4096 bytes, so no real file
+/// system is deeper; a layer that claims more (a 200 KB tar can name a file 100,000
+/// directories down) is refused instead of exhausting time and stack.
+pub const MAX_DEPTH: usize = 2048;
+
+fn check_depth(path: &[u8]) -> Result<(), TreeError> {
+    if components(path).nth(MAX_DEPTH).is_some() {
+        return Err(TreeError::TooDeep(show(path)));
+    }
+    Ok(())
 }
 
 /// A root file system.
@@ -336,6 +365,7 @@ impl Tree {
     /// Inserts `node` at `path`, whose parent must be an existing directory. Replaces any
     /// existing node. The parent's mtime becomes "now", as the kernel does.
     pub fn insert(&mut self, path: &[u8], node: Node) -> Result<(), TreeError> {
+        check_depth(path)?;
         let parent_path = parent(path).ok_or_else(|| TreeError::NotFound(show(path)))?;
         match self.get_mut(parent_path) {
             Some(Node::Dir { meta, children }) => {
@@ -351,6 +381,7 @@ impl Tree {
     /// Inserts or replaces `node` at `path` without changing the parent's metadata (for
     /// applying layers, where every entry carries its own times).
     pub fn put(&mut self, path: &[u8], node: Node) -> Result<(), TreeError> {
+        check_depth(path)?;
         let parent_path = parent(path).ok_or_else(|| TreeError::NotFound(show(path)))?;
         match self.get_mut(parent_path) {
             Some(Node::Dir { children, .. }) => {
@@ -389,8 +420,13 @@ impl Tree {
     /// at the root). When `follow_final` is false the last component is not followed.
     /// Missing components are allowed (the result names where they would be).
     pub fn resolve(&self, path: &[u8], follow_final: bool) -> Result<Vec<u8>, TreeError> {
-        let mut pending: Vec<Vec<u8>> = components(path).rev().map(|c| c.to_vec()).collect();
-        let mut cur: Vec<Vec<u8>> = Vec::new();
+        // Components still to walk; links followed push their targets' here.
+        const MAX_PENDING: usize = 1 << 20;
+        let mut pending: Vec<&[u8]> = components(path).rev().collect();
+        let mut cur: Vec<&[u8]> = Vec::new();
+        // The node at each prefix of `cur` (`None` below a missing component), so that each
+        // step is one lookup rather than a walk from the root.
+        let mut nodes: Vec<Option<&Node>> = Vec::new();
         let mut links = 0;
         while let Some(c) = pending.pop() {
             if c == b"." {
@@ -398,25 +434,33 @@ impl Tree {
             }
             if c == b".." {
                 cur.pop();
+                nodes.pop();
                 continue;
             }
+            let parent = nodes.last().copied().unwrap_or(Some(&self.root));
+            let node = parent.and_then(Node::children).and_then(|ch| ch.get(c));
             cur.push(c);
-            let is_last = pending.is_empty();
-            if is_last && !follow_final {
+            nodes.push(node);
+            if cur.len() > MAX_DEPTH {
+                return Err(TreeError::TooDeep(show(path)));
+            }
+            if pending.is_empty() && !follow_final {
                 break;
             }
-            let here = cur.join(&b'/');
-            if let Some(Node::Symlink { target, .. }) = self.get(&here) {
+            if let Some(Node::Symlink { target, .. }) = node {
                 links += 1;
                 if links > 255 {
                     return Err(TreeError::SymlinkLoop(show(path)));
                 }
                 cur.pop();
+                nodes.pop();
                 if target.starts_with(b"/") {
                     cur.clear();
+                    nodes.clear();
                 }
-                for t in components(target).rev() {
-                    pending.push(t.to_vec());
+                pending.extend(components(target).rev());
+                if pending.len() > MAX_PENDING {
+                    return Err(TreeError::TooDeep(show(path)));
                 }
             }
         }
@@ -464,6 +508,63 @@ mod tests {
             Node::dir(Meta::new(0o755, 0, 0, Timestamp::from_secs(5))),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn paths_deeper_than_max_depth_are_refused() {
+        let mut t = Tree::new();
+        let mut path = String::from("d");
+        for _ in 1..MAX_DEPTH {
+            dir(&mut t, &path);
+            path.push_str("/d");
+        }
+        // `path` now has MAX_DEPTH components: allowed; one more is not.
+        file(&mut t, &path);
+        let deeper = format!("{path}/x");
+        let meta = Meta::new(0o755, 0, 0, Timestamp::EPOCH);
+        let err = t
+            .insert(deeper.as_bytes(), Node::dir(meta.clone()))
+            .unwrap_err();
+        assert!(matches!(err, TreeError::TooDeep(_)), "{err}");
+        assert!(err.to_string().contains("… (4097 bytes)"), "{err}");
+        assert!(matches!(
+            t.put(deeper.as_bytes(), Node::dir(meta)),
+            Err(TreeError::TooDeep(_))
+        ));
+        // Resolving counts the depth the walk reaches, even on the way to a `..`.
+        assert_eq!(t.resolve(path.as_bytes(), true).unwrap(), path.as_bytes());
+        let up = format!("{path}/..");
+        assert_eq!(
+            t.resolve(up.as_bytes(), true).unwrap(),
+            &path.as_bytes()[..path.len() - 2]
+        );
+        let there_and_back = format!("{path}/x/..");
+        assert!(matches!(
+            t.resolve(there_and_back.as_bytes(), true),
+            Err(TreeError::TooDeep(_))
+        ));
+        assert!(matches!(
+            t.resolve(deeper.as_bytes(), false),
+            Err(TreeError::TooDeep(_))
+        ));
+    }
+
+    #[test]
+    fn resolve_follows_links_one_lookup_a_step() {
+        let mut t = Tree::new();
+        dir(&mut t, "a");
+        dir(&mut t, "a/b");
+        link(&mut t, "a/up", "..");
+        link(&mut t, "a/abs", "/a/b");
+        link(&mut t, "loop", "loop");
+        assert_eq!(t.resolve(b"a/up/a/b/c", true).unwrap(), b"a/b/c");
+        assert_eq!(t.resolve(b"a/abs/x", true).unwrap(), b"a/b/x");
+        assert_eq!(t.resolve(b"a/abs", false).unwrap(), b"a/abs");
+        assert_eq!(t.resolve(b"missing/../a/up", true).unwrap(), b"");
+        assert!(matches!(
+            t.resolve(b"loop", true),
+            Err(TreeError::SymlinkLoop(_))
+        ));
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn untar_into(
                 })
             }
         };
-        let entry_name = String::from_utf8_lossy(&h.name).into_owned();
+        let entry_name = crate::tree::shorten(&h.name);
         let entry_err = |message: String| UnpackError::Entry {
             archive: archive_name.to_string(),
             entry: entry_name.clone(),
