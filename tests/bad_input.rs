@@ -288,3 +288,42 @@ fn entries_deeper_than_linux_paths_are_refused() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn dockerfiles_over_16_mib_are_refused_unread() {
+    // FROM, then comment lines of 1,000 bytes, then one shorter to reach exactly `len`.
+    let dockerfile = |len: usize| {
+        let mut text = String::from("FROM scratch\n");
+        let line = format!("#{}\n", "x".repeat(998));
+        while text.len() + line.len() <= len {
+            text.push_str(&line);
+        }
+        let rest = len - text.len();
+        text.push_str(&format!("#{}\n", "x".repeat(rest.saturating_sub(2))));
+        text.truncate(len);
+        text
+    };
+    let max = kiln_dockerfile::MAX_DOCKERFILE_SIZE;
+    assert_eq!(
+        (dockerfile(max).len(), dockerfile(max + 1).len()),
+        (max, max + 1)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("Dockerfile"), dockerfile(max + 1)).unwrap();
+    let out = tmp.path().join("image.tar");
+    let (code, err) = build_quietly(&out, tmp.path());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("Dockerfile:1: the Dockerfile is larger than 16 MiB"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let r = kiln().arg("lint").arg(tmp.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+    // Exactly the limit is read and built.
+    std::fs::write(tmp.path().join("Dockerfile"), dockerfile(max)).unwrap();
+    let (code, err) = build_quietly(&out, tmp.path());
+    assert_eq!(code, Some(0), "{err}");
+}

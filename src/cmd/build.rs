@@ -261,7 +261,7 @@ pub fn build(a: &BuildArgs) -> Result<Outcome, Failure> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "Dockerfile".into());
-    let text = std::fs::read(&dockerfile).map_err(|e| {
+    let text = kiln_dockerfile::read_file(&dockerfile).map_err(|e| {
         Failure::input(format!(
             "{}: cannot read the Dockerfile: {e}",
             dockerfile.display()

@@ -216,12 +216,39 @@ pub fn parse_bytes(
     }
 }
 
+/// The largest Dockerfile kiln parses. Each instruction costs about 1 KB once parsed, so
+/// 16 MiB of one-line instructions already need 1.6 GB; BuildKit's gateway frontends
+/// receive files over gRPC in messages of at most 16 MiB.
+pub const MAX_DOCKERFILE_SIZE: usize = 16 << 20;
+
+/// Reads the Dockerfile at `path`, at most one byte more than [`MAX_DOCKERFILE_SIZE`] (so
+/// that parsing refuses a larger one without it being read whole).
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_DOCKERFILE_SIZE as u64 + 1)
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Parses a Dockerfile with explicit [`ParseOptions`].
 pub fn parse_with(
     text: &str,
     file_name: &str,
     options: ParseOptions,
 ) -> Result<Dockerfile, ParseError> {
+    if text.len() > MAX_DOCKERFILE_SIZE {
+        return Err(ParseError {
+            file: file_name.to_string(),
+            line: 1,
+            end_line: 1,
+            message: format!(
+                "the Dockerfile is larger than {} MiB, kiln's limit",
+                MAX_DOCKERFILE_SIZE >> 20
+            ),
+        });
+    }
     let lines = syntax::parse_lines(text).map_err(|e| e.into_error(file_name))?;
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();

@@ -95,7 +95,7 @@ pub fn run(args: &LintArgs, out: &mut dyn Write) -> Result<i32, LintError> {
             (p, shown)
         }
     };
-    let data = std::fs::read(&path).map_err(|source| LintError::Read {
+    let data = kiln_dockerfile::read_file(&path).map_err(|source| LintError::Read {
         path: path.clone(),
         source,
     })?;
