@@ -132,20 +132,6 @@ fn dockerfiles_that_multiply_themselves_hit_a_budget() {
     BUDGET_CASES.iter().for_each(exits_2_naming_the_line);
 }
 
-/// `kiln build -o OUT CTX`: its exit code and stderr.
-fn build_quietly(out: &Path, ctx: &Path) -> (Option<i32>, String) {
-    let r = kiln()
-        .args(["build", "--progress", "quiet", "-o"])
-        .arg(out)
-        .arg(ctx)
-        .output()
-        .unwrap();
-    (
-        r.status.code(),
-        String::from_utf8_lossy(&r.stderr).into_owned(),
-    )
-}
-
 fn exits_2_naming_the_line(case: &Case) {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
@@ -156,7 +142,7 @@ fn exits_2_naming_the_line(case: &Case) {
     let out_dir = tmp.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let out = out_dir.join("image.tar");
-    let (code, err) = build_quietly(&out, &ctx);
+    let (code, err) = build_quietly(&[], &out, &ctx);
     assert_eq!(code, Some(2), "{}: exit code; stderr: {err}", case.name);
     for want in case.expect {
         assert!(err.contains(want), "{}: {want:?} not in {err:?}", case.name);
@@ -180,7 +166,7 @@ fn unwritable_output_paths_exit_2_naming_the_path() {
         Path::new("/proc/kiln-cannot-write-here.tar").to_path_buf(),
         tmp.path().to_path_buf(),
     ] {
-        let (code, err) = build_quietly(&out, &ctx);
+        let (code, err) = build_quietly(&[], &out, &ctx);
         assert_eq!(code, Some(2), "{}: {err}", out.display());
         assert!(
             err.contains(&out.display().to_string()),
@@ -270,17 +256,10 @@ fn entries_deeper_than_linux_paths_are_refused() {
         ("Dockerfile.add", vec![], 2),
     ] {
         let out = tmp.path().join("image.tar");
-        let r = kiln()
-            .args(["build", "--progress", "quiet", "-f"])
-            .arg(ctx.join(dockerfile))
-            .args(extra)
-            .arg("-o")
-            .arg(&out)
-            .arg(&ctx)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(r.status.code(), Some(2), "{dockerfile}: {err}");
+        let file = ctx.join(dockerfile).display().to_string();
+        let args: Vec<&str> = ["-f", file.as_str()].into_iter().chain(extra).collect();
+        let (code, err) = build_quietly(&args, &out, &ctx);
+        assert_eq!(code, Some(2), "{dockerfile}: {err}");
         assert!(err.contains(&format!("{dockerfile}:{line}")), "{err}");
         assert!(err.contains("more than 2048 levels deep"), "{err}");
         // The 200 KB name is shown by its start.
@@ -311,7 +290,7 @@ fn dockerfiles_over_16_mib_are_refused_unread() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("Dockerfile"), dockerfile(max + 1)).unwrap();
     let out = tmp.path().join("image.tar");
-    let (code, err) = build_quietly(&out, tmp.path());
+    let (code, err) = build_quietly(&[], &out, tmp.path());
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("Dockerfile:1: the Dockerfile is larger than 16 MiB"),
@@ -324,6 +303,6 @@ fn dockerfiles_over_16_mib_are_refused_unread() {
     assert!(err.contains("larger than 16 MiB"), "{err}");
     // Exactly the limit is read and built.
     std::fs::write(tmp.path().join("Dockerfile"), dockerfile(max)).unwrap();
-    let (code, err) = build_quietly(&out, tmp.path());
+    let (code, err) = build_quietly(&[], &out, tmp.path());
     assert_eq!(code, Some(0), "{err}");
 }

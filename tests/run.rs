@@ -138,19 +138,9 @@ fn a_failing_run_stops_the_build_with_its_exit_code_line_and_output() {
     )
     .unwrap();
     let out = tmp.path().join("image.tar");
-    let r = kiln()
-        .args(["build", "--progress", "quiet"])
-        .args([
-            "--build-context",
-            &busybox_context(&repo().join("testdata/base/busybox")),
-        ])
-        .arg("-o")
-        .arg(&out)
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(2), "{err}");
+    let base = busybox_context(&repo().join("testdata/base/busybox"));
+    let (code, err) = build_quietly(&["--build-context", &base], &out, &ctx);
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("Dockerfile:3"), "{err}");
     assert!(err.contains("exit code 3"), "{err}");
     assert!(err.contains("something went wrong"), "{err}");

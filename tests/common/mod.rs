@@ -9,6 +9,22 @@ pub fn kiln() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
+/// `kiln build --progress quiet EXTRA... -o OUT CTX`: its exit code and stderr.
+pub fn build_quietly(extra: &[&str], out: &Path, ctx: &Path) -> (Option<i32>, String) {
+    let r = kiln()
+        .args(["build", "--progress", "quiet"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .arg(ctx)
+        .output()
+        .unwrap();
+    (
+        r.status.code(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    )
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
