@@ -53,7 +53,7 @@ pub fn load(dir: &Path, ignore: Option<&dyn IgnoreMatcher>) -> Result<Tree, Cont
     let mut children = Default::default();
     walk(dir, b"", ignore, &mut inodes, &mut children)?;
     if let Node::Dir { children: c, .. } = &mut tree.root {
-        *c = children;
+        *c = std::sync::Arc::new(children);
     }
     Ok(tree)
 }
@@ -95,6 +95,7 @@ fn walk(
             if excluded && children.is_empty() {
                 continue;
             }
+            let children = std::sync::Arc::new(children);
             out.insert(name, Node::Dir { meta, children });
             continue;
         }

@@ -129,7 +129,7 @@ pub fn apply_layer<R: Read>(
         let dir = parent(&path).unwrap_or(b"").to_vec();
         if base == b".wh..wh..opq" {
             if let Some(Node::Dir { children, .. }) = tree.get_mut(&dir) {
-                children.retain(|k, _| written.contains(&join(&dir, k)));
+                std::sync::Arc::make_mut(children).retain(|k, _| written.contains(&join(&dir, k)));
             }
             continue;
         }

@@ -124,7 +124,12 @@ pub fn delta(old: &Tree, new: &Tree) -> Delta {
         let (Some(oc), Some(nc)) = (old.children(), new.children()) else {
             return;
         };
-        for (name, n) in nc {
+        // A directory whose entries are still shared with the old tree has not changed
+        // below it (see `tree::Children`).
+        if std::ptr::eq(oc, nc) {
+            return;
+        }
+        for (name, n) in nc.iter() {
             let p = join(prefix, name);
             match oc.get(name) {
                 None => d.writes.push(p),
@@ -182,7 +187,7 @@ impl Writer<'_> {
                 }
                 self.dirs.push((p, meta.clone()));
                 if recurse {
-                    for (name, child) in children {
+                    for (name, child) in children.iter() {
                         self.node(&join(rel, name), child, true)?;
                     }
                 }
@@ -419,7 +424,7 @@ pub fn apply_upper(tree: &mut Tree, upper: &Path) -> io::Result<()> {
                         *n.meta_mut() = meta;
                         if opaque {
                             if let Node::Dir { children, .. } = n {
-                                children.clear();
+                                *children = Default::default();
                             }
                         }
                     }
