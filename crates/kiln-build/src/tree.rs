@@ -541,6 +541,31 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_copy_of_a_tree_changes_alone() {
+        let mut a = Tree::new();
+        dir(&mut a, "d");
+        dir(&mut a, "d/e");
+        file(&mut a, "d/e/f");
+        file(&mut a, "g");
+        let mut b = a.clone();
+        file(&mut b, "d/e/new");
+        b.remove(b"g");
+        b.get_mut(b"d/e/f").unwrap().meta_mut().mode = 0o600;
+        let names = |t: &Tree| t.walk().into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+        let v = |s: &[&str]| s.iter().map(|p| p.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(names(&a), v(&["d", "d/e", "d/e/f", "g"]));
+        assert_eq!(names(&b), v(&["d", "d/e", "d/e/f", "d/e/new"]));
+        assert_eq!(a.get(b"d/e/f").unwrap().meta().mode, 0o644);
+        assert_eq!(b.get(b"d/e/f").unwrap().meta().mode, 0o600);
+        // Untouched directories stay shared.
+        let c = a.clone();
+        assert!(std::ptr::eq(
+            a.get(b"d").unwrap().children().unwrap(),
+            c.get(b"d").unwrap().children().unwrap()
+        ));
+    }
+
     fn link(tree: &mut Tree, path: &str, target: &str) {
         tree.insert(
             path.as_bytes(),
