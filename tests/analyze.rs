@@ -116,10 +116,9 @@ fn put(blobs: &Path, v: &Value) -> (Digest, usize) {
     (d, b.len())
 }
 
-#[test]
-fn multi_platform_layout() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("multi");
+/// An OCI layout at `dir` whose index.json lists `copies` times an index of an amd64 and
+/// an arm64 manifest: (that index's digest, the platform manifests' descriptors).
+fn multi_layout(dir: &Path, copies: usize) -> (Digest, Vec<Value>) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let layer = tar(&[E::file("hello", b"hi\n", 0o644, 5)]);
@@ -151,26 +150,36 @@ fn multi_platform_layout() {
     );
     std::fs::write(
         dir.join("index.json"),
-        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [
-            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id.to_string(), "size": is}
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": vec![
+            json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id.to_string(), "size": is});
+            copies
         ]}))
         .unwrap(),
     )
     .unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (id, platform_manifests)
+}
 
-    let r = run_ok(
+/// `kiln analyze --platform linux/arm64 ARGS... DIR`, which must succeed: its stdout.
+fn analyze_arm64(args: &[&str], dir: &Path) -> Vec<u8> {
+    run_ok(
         kiln()
-            .args([
-                "analyze",
-                "--platform",
-                "linux/arm64",
-                "--expected-image-digest",
-            ])
-            .arg(id.to_string())
-            .arg(&dir),
-    );
-    let text = String::from_utf8_lossy(&r.stdout);
+            .args(["analyze", "--platform", "linux/arm64"])
+            .args(args)
+            .arg(dir),
+    )
+    .stdout
+}
+
+#[test]
+fn multi_platform_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("multi");
+    let (id, platform_manifests) = multi_layout(&dir, 1);
+
+    let out = analyze_arm64(&["--expected-image-digest", &id.to_string()], &dir);
+    let text = String::from_utf8_lossy(&out);
     for want in [
         format!("Image digest: {id}"),
         "The image has an index and 3 manifest(s).".to_string(),
@@ -181,30 +190,55 @@ fn multi_platform_layout() {
     ] {
         assert!(text.contains(&want), "{want:?} in\n{text}");
     }
-    let v: Value = serde_json::from_slice(
-        &run_ok(
-            kiln()
-                .args(["analyze", "--json", "--platform", "linux/arm64"])
-                .arg(&dir),
-        )
-        .stdout,
-    )
-    .unwrap();
+    let v: Value = serde_json::from_slice(&analyze_arm64(&["--json"], &dir)).unwrap();
     assert_eq!(v["platform"], "linux/arm64");
     assert_eq!(v["config"]["architecture"], "arm64");
     assert_eq!(v["manifestDigest"], platform_manifests[1]["digest"]);
     // The platform's manifest digest is accepted too.
-    run_ok(
-        kiln()
-            .args([
-                "analyze",
-                "--platform",
-                "linux/arm64",
-                "--expected-image-digest",
-            ])
-            .arg(platform_manifests[1]["digest"].as_str().unwrap())
-            .arg(&dir),
+    let platform_digest = platform_manifests[1]["digest"].as_str().unwrap();
+    analyze_arm64(&["--expected-image-digest", platform_digest], &dir);
+}
+
+#[test]
+fn manifests_listed_again_are_shown_once() {
+    // The index listed three times: its contents and what it lists are shown the first
+    // time only (nested indexes listing one another many times would otherwise multiply).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("multi");
+    let (id, _) = multi_layout(&dir, 3);
+    let out = analyze_arm64(&[], &dir);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("The image has an index and 5 manifest(s)."),
+        "{text}"
     );
+    for n in [4, 5] {
+        let want = format!(
+            "Manifest {n} (index) (blobs/sha256/{}):\n  Digest: {id}\n  Media type: \
+             application/vnd.oci.image.index.v1+json\n  Platform: -\n  Contents: the same as \
+             manifest 1\n",
+            id.hex()
+        );
+        assert!(text.contains(&want), "{want:?} in\n{text}");
+    }
+    assert!(!text.contains("Manifest 6"), "{text}");
+    let v: Value = serde_json::from_slice(&analyze_arm64(&["--json"], &dir)).unwrap();
+    let docs = v["documents"].as_array().unwrap();
+    let same: Vec<&Value> = docs.iter().map(|d| &d["sameAs"]).collect();
+    // Index, manifests 1-5, config.
+    assert_eq!(
+        same,
+        [
+            &Value::Null,
+            &Value::Null,
+            &Value::Null,
+            &Value::Null,
+            &json!(1),
+            &json!(1),
+            &Value::Null
+        ]
+    );
+    assert_eq!(docs[4]["contents"], Value::Null);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `kiln analyze`: what an image is (index, every manifest, config, platform, layers,
 //! digests), and whether it is the image you expected.
 
+use std::collections::BTreeMap;
+
 use clap::Args;
 use kiln_digest::Digest;
 use kiln_image::import::ImageSource;
@@ -65,6 +67,9 @@ struct Doc {
     media_type: String,
     platform: Option<String>,
     bytes: Vec<u8>,
+    /// For a manifest listed again: the number of the manifest shown first (its contents,
+    /// and what a nested index lists, are not repeated).
+    same_as: Option<usize>,
 }
 
 fn is_index(mt: &str) -> bool {
@@ -76,33 +81,48 @@ fn platform_of(d: &Descriptor) -> Option<String> {
 }
 
 /// Every manifest and index reachable from `index`, depth first, as repro-build lists them.
-fn walk(source: &ImageSource, index: &Index, depth: usize, out: &mut Vec<Doc>) {
+/// `seen` maps each digest shown to its manifest number: a digest listed again is shown as
+/// a reference (an index may list one manifest thousands of times, and nested indexes that
+/// do so would otherwise multiply).
+fn walk(
+    source: &ImageSource,
+    index: &Index,
+    depth: usize,
+    seen: &mut BTreeMap<Digest, usize>,
+    out: &mut Vec<Doc>,
+) {
     for d in &index.manifests {
-        let n = out
-            .iter()
-            .filter(|x| x.title.starts_with("Manifest"))
-            .count()
-            + 1;
+        // Numbered from 1 in the order shown, nested ones included (`out` holds the index
+        // document, then one per manifest).
+        let number = out.len();
         let path = format!("blobs/sha256/{}", d.digest.hex());
+        let title = if is_index(&d.media_type) {
+            format!("Manifest {number} (index)")
+        } else {
+            format!("Manifest {number}")
+        };
+        let first = seen.get(&d.digest).copied();
         // Multi-platform layouts may carry only some platforms' blobs.
-        let bytes = source.read_blob_verified(&d.digest).unwrap_or_default();
-        let nested = is_index(&d.media_type) && depth < 4;
+        let bytes = match first {
+            Some(_) => Vec::new(),
+            None => source.read_blob_verified(&d.digest).unwrap_or_default(),
+        };
+        seen.entry(d.digest).or_insert(number);
+        let nested = first.is_none() && is_index(&d.media_type) && depth < 4;
+        let child = nested
+            .then(|| serde_json::from_slice::<Index>(&bytes).ok())
+            .flatten();
         out.push(Doc {
-            title: if is_index(&d.media_type) {
-                format!("Manifest {n} (index)")
-            } else {
-                format!("Manifest {n}")
-            },
+            title,
             path,
             digest: d.digest,
             media_type: d.media_type.clone(),
             platform: platform_of(d),
-            bytes: bytes.clone(),
+            bytes,
+            same_as: first,
         });
-        if nested && !bytes.is_empty() {
-            if let Ok(child) = serde_json::from_slice::<Index>(&bytes) {
-                walk(source, &child, depth + 1, out);
-            }
+        if let Some(child) = child {
+            walk(source, &child, depth + 1, seen, out);
         }
     }
 }
@@ -118,6 +138,7 @@ fn documents(o: &OpenedImage) -> Vec<Doc> {
             media_type: mt.clone(),
             platform: None,
             bytes: bytes.clone(),
+            same_as: None,
         }),
         (None, Some((bytes, index)))
             if o.registry_index.is_none() && !o.name.starts_with("docker://") =>
@@ -133,8 +154,9 @@ fn documents(o: &OpenedImage) -> Vec<Doc> {
                 },
                 platform: None,
                 bytes: bytes.clone(),
+                same_as: None,
             });
-            walk(&o.source, index, 0, &mut docs);
+            walk(&o.source, index, 0, &mut BTreeMap::new(), &mut docs);
         }
         _ => {}
     }
@@ -150,6 +172,7 @@ fn documents(o: &OpenedImage) -> Vec<Doc> {
             media_type: img.manifest_media_type.clone(),
             platform: Some(img.platform().display()),
             bytes: img.manifest_bytes.clone(),
+            same_as: None,
         });
     }
     docs.push(Doc {
@@ -159,6 +182,7 @@ fn documents(o: &OpenedImage) -> Vec<Doc> {
         media_type: img.manifest.config.media_type.clone(),
         platform: Some(img.platform().display()),
         bytes: img.config_bytes.clone(),
+        same_as: None,
     });
     docs
 }
@@ -286,6 +310,7 @@ pub fn run(a: AnalyzeArgs) -> CliResult {
                     "mediaType": d.media_type,
                     "platform": d.platform,
                     "contents": serde_json::from_slice::<Value>(&d.bytes).unwrap_or(Value::Null),
+                    "sameAs": d.same_as,
                 })
             })
             .collect();
@@ -343,7 +368,9 @@ pub fn run(a: AnalyzeArgs) -> CliResult {
                 "  Platform: {}\n",
                 d.platform.as_deref().unwrap_or("-")
             ));
-            let contents = if d.bytes.is_empty() {
+            let contents = if let Some(k) = d.same_as {
+                format!("the same as manifest {k}")
+            } else if d.bytes.is_empty() {
                 "(not in this image)".to_string()
             } else {
                 snip(&String::from_utf8_lossy(&d.bytes), a.show_contents)
