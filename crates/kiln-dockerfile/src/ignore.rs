@@ -21,7 +21,13 @@ enum MatchKind {
     Exact,
     Prefix,
     Suffix,
-    Regex(Regex),
+    /// An anchored expression, and the literal text every match starts with: checking
+    /// that first spares the regex engine nearly every path (2,000 patterns over 50,000
+    /// files took 25 s).
+    Regex {
+        re: Regex,
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +46,7 @@ impl Pattern {
                 let suffix = &self.cleaned[2..];
                 path.ends_with(suffix) || suffix.strip_prefix('/').is_some_and(|s| path == s)
             }
-            MatchKind::Regex(re) => re.is_match(path),
+            MatchKind::Regex { re, prefix } => path.starts_with(prefix) && re.is_match(path),
         }
     }
 
@@ -128,11 +134,15 @@ fn compile(pattern: &str) -> Result<MatchKind, IgnoreError> {
             re.push('$');
             let rust = translate(&re)
                 .map_err(|e| IgnoreError(format!("syntax error in pattern {pattern:?}: {e}")))?;
-            MatchKind::Regex(
-                Regex::new(&rust).map_err(|e| {
-                    IgnoreError(format!("syntax error in pattern {pattern:?}: {e}"))
-                })?,
-            )
+            let re = Regex::new(&rust)
+                .map_err(|e| IgnoreError(format!("syntax error in pattern {pattern:?}: {e}")))?;
+            // The characters before the first one the loop above turns into regex syntax.
+            let start = usize::from(chars.first() == Some(&'\u{feff}'));
+            let prefix = chars[start..]
+                .iter()
+                .take_while(|c| !matches!(c, '*' | '?' | '[' | ']' | '\\'))
+                .collect();
+            MatchKind::Regex { re, prefix }
         }
     })
 }
@@ -405,4 +415,38 @@ pub fn find_dockerignore(dockerfile: &Path, context: &Path) -> Option<PathBuf> {
     }
     let root = context.join(".dockerignore");
     root.is_file().then_some(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_testkit::rng::Rng;
+
+    #[test]
+    fn the_literal_prefix_never_rejects_a_match() {
+        let mut rng = Rng(0x1d_0c_4e_21);
+        let pattern_bits = [
+            "a", "b", "/", ".", "*", "?", "**", "[ab]", "\\*", "x+", "\u{feff}",
+        ];
+        let path_bits = ["a", "b", "/", ".", "*", "x+", "ab", "\u{feff}"];
+        let (mut regexes, mut matched) = (0, 0);
+        for _ in 0..3000 {
+            let pattern: String = (0..1 + rng.below(6))
+                .map(|_| *rng.pick(&pattern_bits))
+                .collect();
+            let Ok(MatchKind::Regex { re, prefix }) = compile(&pattern) else {
+                continue;
+            };
+            regexes += 1;
+            for _ in 0..50 {
+                let path: String = (0..rng.below(7)).map(|_| *rng.pick(&path_bits)).collect();
+                if re.is_match(&path) {
+                    matched += 1;
+                    assert!(path.starts_with(&prefix), "{pattern:?} {prefix:?} {path:?}");
+                }
+            }
+        }
+        // The cases exercised something.
+        assert!(regexes > 1000 && matched > 1000, "{regexes} {matched}");
+    }
 }
