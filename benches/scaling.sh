@@ -11,6 +11,9 @@
 #   chain-lint     the same Dockerfile, kiln lint
 #   layer-entries  kiln normalize of a docker-archive with one layer of N empty files
 #   diff-semantic  kiln diff --semantic of that image against its normalized form
+#   ignore-rules   COPY of 50,000 files past a .dockerignore of N patterns
+#   index-entries  kiln analyze of an OCI layout whose index lists one 1,000-layer manifest
+#                  N times
 #
 # Usage: benches/scaling.sh   (from the repository root; needs python3 and GNU time)
 set -eu
@@ -109,4 +112,40 @@ PY
     measure layer-entries "$n" "$K" normalize --compression uncompressed -o "$d/norm.tar" "$d/image.tar"
     measure diff-semantic "$n" "$K" diff --semantic "$d/image.tar" "$d/norm.tar"
     rm -rf "$d"
+done
+
+ctx=$W/ignore-files; mkdir -p "$ctx/src"
+python3 - "$ctx/src" <<'PY'
+import os, sys
+for i in range(50000):
+    d = os.path.join(sys.argv[1], f"d{i // 1000:03}")
+    if i % 1000 == 0:
+        os.mkdir(d)
+    open(os.path.join(d, f"f{i % 1000:04}"), "w").close()
+PY
+printf 'FROM scratch\nCOPY src /src\n' > "$ctx/Dockerfile"
+for n in 500 2000; do
+    python3 -c "
+for i in range($n): print(f'src/d{i % 50:03}/f{i:04}*')
+print('!src/d001/*')" > "$ctx/.dockerignore"
+    measure ignore-rules "$n" "$K" build --progress quiet -o "$ctx/out.tar" "$ctx"
+done
+rm -rf "$ctx"
+
+d=$W/index-entries; mkdir -p "$d/ctx"
+python3 -c "
+print('FROM scratch')
+for i in range(1000): print(f'COPY f{i % 10} /f{i}')" > "$d/ctx/Dockerfile"
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "$i" > "$d/ctx/f$i"; done
+"$K" build --progress quiet --format oci-dir -o "$d/layout" "$d/ctx" >/dev/null
+for n in 2000 8000; do
+    python3 - "$d/layout" "$n" <<'PY'
+import json, sys
+path, n = sys.argv[1] + "/index.json", int(sys.argv[2])
+index = json.load(open(path))
+first = index["manifests"][0]
+index["manifests"] = [first] * n
+json.dump(index, open(path, "w"))
+PY
+    measure index-entries "$n" "$K" analyze "$d/layout"
 done
