@@ -430,23 +430,15 @@ fn last_uses(
     deps: &BTreeSet<usize>,
     target: usize,
 ) -> Vec<Option<usize>> {
-    let mut last = vec![None; df.stages.len()];
     let onbuild = df.stages.iter().any(|s| {
         s.commands
             .iter()
             .any(|c| matches!(c.instruction, Instruction::Onbuild(_)))
     });
     if onbuild {
-        return last;
+        return vec![None; df.stages.len()];
     }
-    for &c in deps {
-        let refs = graph.references(c);
-        for r in refs.iter().chain([graph.base(c)]) {
-            if let StageRef::Stage(s) = *r {
-                last[s] = last[s].max(Some(c));
-            }
-        }
-    }
+    let mut last = graph.last_users(deps, true);
     last[target] = None;
     last
 }
@@ -1671,12 +1663,20 @@ mod tests {
         let mut st = StageState::scratch(0, &Platform::linux("amd64", ""));
         // A base image's list may repeat a key; BuildKit replaces the first entry.
         st.image.config.env = ["A=1", "B=2", "A=3", "C"].map(String::from).to_vec();
-        let mut plain = st.image.config.clone();
-        for (k, v) in [("A", "x"), ("D", "y"), ("C", "z"), ("D", "w"), ("B", "")] {
+        for (k, v, want) in [
+            ("A", "x", &["A=x", "B=2", "A=3", "C"][..]),
+            ("D", "y", &["A=x", "B=2", "A=3", "C", "D=y"]),
+            ("C", "z", &["A=x", "B=2", "A=3", "C=z", "D=y"]),
+            ("D", "w", &["A=x", "B=2", "A=3", "C=z", "D=w"]),
+            ("B", "", &["A=x", "B=", "A=3", "C=z", "D=w"]),
+        ] {
             st.set_config_env(k, v);
-            plain.set_env(k, v);
-            assert_eq!(st.image.config.env, plain.env, "after {k}={v}");
+            assert_eq!(st.image.config.env, want, "after {k}={v}");
         }
-        assert_eq!(st.image.config.env, ["A=x", "B=", "A=3", "C=z", "D=w"]);
+        // The index is rebuilt after the list changes otherwise (a base's PATH default).
+        st.image.config.env.push("E=1".into());
+        st.env_slots = None;
+        st.set_config_env("E", "2");
+        assert_eq!(st.image.config.env.last().map(String::as_str), Some("E=2"));
     }
 }

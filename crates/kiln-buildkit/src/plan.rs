@@ -277,12 +277,7 @@ pub fn classify(
     // stage built on a stage takes its values instead of copying them (a chain of stages
     // would otherwise hold a copy per stage: memory quadratic in the chain's length).
     let mut stage_env: Vec<Option<EnvList>> = vec![None; df.stages.len()];
-    let mut last_child: Vec<Option<usize>> = vec![None; df.stages.len()];
-    for &i in &needed {
-        if let StageRef::Stage(j) = graph.base(i) {
-            last_child[*j] = last_child[*j].max(Some(i));
-        }
-    }
+    let last_child = graph.last_users(&needed, false);
     for &i in &needed {
         let stage = &df.stages[i];
         steps.push(Step {

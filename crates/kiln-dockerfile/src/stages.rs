@@ -244,6 +244,25 @@ impl StageGraph {
         self.deps[i].iter().map(|d| d.target.clone()).collect()
     }
 
+    /// For each stage, the last of `stages` built on it (`FROM`), and with `references`
+    /// also the last that copies or mounts from it: after that one, its state is no longer
+    /// needed.
+    pub fn last_users(&self, stages: &BTreeSet<usize>, references: bool) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.bases.len()];
+        for &c in stages {
+            let refs = self.deps[c]
+                .iter()
+                .map(|d| &d.target)
+                .filter(|_| references);
+            for r in refs.chain([&self.bases[c]]) {
+                if let StageRef::Stage(s) = *r {
+                    last[s] = last[s].max(Some(c));
+                }
+            }
+        }
+        last
+    }
+
     /// The stage to build: the one named `target` (case-insensitive), or the last.
     pub fn target(&self, target: Option<&str>) -> Result<usize, GraphError> {
         let Some(t) = target.filter(|t| !t.is_empty()) else {

@@ -696,6 +696,17 @@ fn meta_args_and_stage_graph() {
         g.dependencies(4).unwrap().into_iter().collect::<Vec<_>>(),
         vec![4]
     );
+    // Stage 0 is the base of 1 and copied from by 1; 1 is the base of nothing but copied
+    // from by 2; 2 is the base of 3.
+    let deps = g.dependencies(3).unwrap();
+    assert_eq!(
+        g.last_users(&deps, true),
+        [Some(1), Some(2), Some(3), None, None]
+    );
+    assert_eq!(
+        g.last_users(&deps, false),
+        [Some(1), None, Some(3), None, None]
+    );
     assert_eq!(
         g.images(3).unwrap().into_iter().collect::<Vec<_>>(),
         s(&["alpine:3.19", "busybox:latest"])

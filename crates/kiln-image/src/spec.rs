@@ -376,19 +376,6 @@ impl RunConfig {
             (k == key).then_some(v)
         })
     }
-
-    /// BuildKit's `addEnv`: replace an existing key in place, else append.
-    pub fn set_env(&mut self, key: &str, value: &str) {
-        let entry = format!("{key}={value}");
-        for kv in self.env.iter_mut() {
-            let k = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-            if k == key {
-                *kv = entry;
-                return;
-            }
-        }
-        self.env.push(entry);
-    }
 }
 
 /// One history entry, Go field order.
