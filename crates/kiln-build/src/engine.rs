@@ -673,7 +673,12 @@ impl Builder<'_> {
                     }
                     self.stages[*j].clone()
                 };
-                let mut s = s.ok_or_else(|| self.missing_stage(*j).at(&file, stage.line))?;
+                let mut s = s.ok_or_else(|| {
+                    self.missing_stage(*j, |name| {
+                        format!("cannot use stage {name:?}, it needs to be defined before the current stage")
+                    })
+                    .at(&file, stage.line)
+                })?;
                 // ONBUILD triggers of the parent stage run here; they do not carry over.
                 for c in &self.df.stages[*j].commands {
                     if let Instruction::Onbuild(o) = &c.instruction {
@@ -760,8 +765,20 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Why stage `j`'s state is not there.
-    fn missing_stage(&self, j: usize) -> BuildError {
+    /// Stage `j`'s state, or why it is not there: released after its last use, or not
+    /// built yet (`unbuilt` says so in the words of the instruction that asked).
+    fn stage_state(
+        &self,
+        j: usize,
+        unbuilt: impl FnOnce(&str) -> String,
+    ) -> Result<&StageState, BuildError> {
+        self.stages[j]
+            .as_ref()
+            .ok_or_else(|| self.missing_stage(j, unbuilt))
+    }
+
+    /// Why stage `j`'s state is not there (see [`Builder::stage_state`]).
+    fn missing_stage(&self, j: usize, unbuilt: impl FnOnce(&str) -> String) -> BuildError {
         let name = self.df.stages[j]
             .name
             .clone()
@@ -775,9 +792,7 @@ impl Builder<'_> {
                 ),
             )
         } else {
-            BuildError::input(format!(
-                "cannot use stage {name:?}, it needs to be defined before the current stage"
-            ))
+            BuildError::input(unbuilt(&name))
         }
     }
 
@@ -1043,13 +1058,9 @@ impl Builder<'_> {
             ),
             Some(from) => match stage_or_image(self.df, graph, from) {
                 StageRef::Stage(j) => {
-                    let s = match self.stages[j].as_ref() {
-                        Some(s) => s,
-                        None if self.released[j] => return Err(self.missing_stage(j)),
-                        None => return Err(BuildError::input(format!(
-                            "cannot copy from stage {from:?}, it needs to be defined before the current stage"
-                        ))),
-                    };
+                    let s = self.stage_state(j, |_| {
+                        format!("cannot copy from stage {from:?}, it needs to be defined before the current stage")
+                    })?;
                     (std::borrow::Cow::Borrowed(&s.tree), false)
                 }
                 StageRef::Image(img) => {
@@ -1257,11 +1268,10 @@ impl Builder<'_> {
                     let tree = match &m.from {
                         None => self.context_tree()?.clone(),
                         Some(from) => match stage_or_image(self.df, graph, from) {
-                            StageRef::Stage(j) => match self.stages[j].as_ref() {
-                                Some(s) => s.tree.clone(),
-                                None if self.released[j] => return Err(self.missing_stage(j)),
-                                None => return Err(BuildError::input(format!("mount from stage {from:?} that is not built yet"))),
-                            },
+                            StageRef::Stage(j) => self
+                                .stage_state(j, |_| format!("mount from stage {from:?} that is not built yet"))?
+                                .tree
+                                .clone(),
                             StageRef::Image(i) => {
                                 return Err(BuildError::new(
                                     ErrorKind::Unsupported,
